@@ -1,0 +1,227 @@
+"""Settings that may be overridden for PgBouncer, Redis, Gunicorn, Django and sysctl.
+
+Each entry normalises a user's value into the service's own syntax or raises
+PlanError naming `service.setting`, the value, and the expected form.
+PostgreSQL's catalogue is stacktune.pg_params (ranges depend on the version).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stacktune.model import PlanError
+from stacktune.units import UnitError, format_redis_memory, parse_redis_memory
+
+Normaliser = Callable[[str, object], object]
+
+
+@dataclass(frozen=True)
+class Setting:
+    normalise: Normaliser
+    expected: str
+
+
+def _int(minimum: int = 0, maximum: int = 2**31 - 1) -> Setting:
+    def normalise(key: str, value: object) -> object:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise PlanError(f"{key} = {value!r}: expected a whole number") from None
+        if not minimum <= number <= maximum:
+            raise PlanError(f"{key} = {number}: expected {minimum} to {maximum}")
+        return str(number)
+    return Setting(normalise, f"integer {minimum}..{maximum}")
+
+
+def _number(minimum: float = 0) -> Setting:
+    def normalise(key: str, value: object) -> object:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise PlanError(f"{key} = {value!r}: expected a number") from None
+        if number < minimum:
+            raise PlanError(f"{key} = {number:g}: expected at least {minimum:g}")
+        return f"{number:g}"
+    return Setting(normalise, f"number >= {minimum:g}")
+
+
+def _choice(*choices: str) -> Setting:
+    def normalise(key: str, value: object) -> object:
+        text = str(value).strip()
+        if text.lower() not in choices:
+            raise PlanError(f"{key} = {text!r}: expected one of {', '.join(choices)}")
+        return text.lower()
+    return Setting(normalise, "one of " + ", ".join(choices))
+
+
+def _text() -> Setting:
+    def normalise(key: str, value: object) -> object:
+        text = str(value)
+        if "\n" in text:
+            raise PlanError(f"{key}: a value cannot contain a line break")
+        return text
+    return Setting(normalise, "text")
+
+
+def _redis_memory() -> Setting:
+    def normalise(key: str, value: object) -> object:
+        try:
+            return format_redis_memory(parse_redis_memory(str(value)))
+        except UnitError as error:
+            raise PlanError(f"{key}: {error}") from None
+    return Setting(normalise, "a size like 512mb or 2gb")
+
+
+def _python(kind: type, allowed: tuple[object, ...] | None = None) -> Setting:
+    """A gunicorn.conf.py value: parsed from text, written back as a Python literal."""
+    def normalise(key: str, value: object) -> object:
+        text = str(value).strip()
+        parsed: object
+        if kind is str:
+            parsed = ast.literal_eval(text) if text[:1] in "'\"" else text
+        elif kind is bool:
+            if text.lower() not in ("true", "false"):
+                raise PlanError(f"{key} = {text!r}: expected True or False")
+            parsed = text.lower() == "true"
+        else:
+            try:
+                parsed = kind(text)
+            except ValueError:
+                raise PlanError(f"{key} = {text!r}: expected {kind.__name__}") from None
+            if parsed < 0:  # type: ignore[operator]
+                raise PlanError(f"{key} = {text!r}: expected a value >= 0")
+        if allowed is not None and parsed not in allowed:
+            raise PlanError(f"{key} = {text!r}: expected one of {', '.join(map(str, allowed))}")
+        return repr(parsed)
+    return Setting(normalise, f"a Python {kind.__name__}")
+
+
+def _json(*kinds: type, nullable: bool = False) -> Setting:
+    """A Django setting: JSON (or Python) literal of the given types."""
+    def normalise(key: str, value: object) -> object:
+        parsed = value
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                try:
+                    parsed = ast.literal_eval(value)
+                except (ValueError, SyntaxError):
+                    parsed = value
+        if parsed is None and nullable:
+            return None
+        if isinstance(parsed, bool) and bool not in kinds:
+            raise PlanError(f"{key} = {value!r}: expected {' or '.join(k.__name__ for k in kinds)}")
+        if not isinstance(parsed, kinds):
+            raise PlanError(f"{key} = {value!r}: expected {' or '.join(k.__name__ for k in kinds)}"
+                            + (" or null" if nullable else ""))
+        return parsed
+    return Setting(normalise, " or ".join(k.__name__ for k in kinds))
+
+
+YES_NO = _choice("yes", "no")
+
+CATALOGUE: dict[str, dict[str, Setting]] = {
+    "pgbouncer": {
+        "pool_mode": _choice("transaction", "session", "statement"),
+        "listen_port": _int(1, 65535),
+        "auth_type": _choice("scram-sha-256", "cert", "hba"),
+        "max_client_conn": _int(1),
+        "default_pool_size": _int(1),
+        "min_pool_size": _int(0),
+        "reserve_pool_size": _int(0),
+        "reserve_pool_timeout": _number(0),
+        "max_db_connections": _int(0),
+        "max_user_connections": _int(0),
+        "server_idle_timeout": _number(0),
+        "server_lifetime": _number(0),
+        "server_connect_timeout": _number(0),
+        "server_login_retry": _number(0),
+        "query_wait_timeout": _number(0),
+        "query_timeout": _number(0),
+        "client_idle_timeout": _number(0),
+        "idle_transaction_timeout": _number(0),
+        "max_prepared_statements": _int(0),
+        "ignore_startup_parameters": _text(),
+        "server_reset_query": _text(),
+        "tcp_keepalive": _choice("0", "1"),
+        "log_connections": _choice("0", "1"),
+        "log_disconnections": _choice("0", "1"),
+        "stats_period": _int(1),
+    },
+    "redis": {
+        "maxmemory": _redis_memory(),
+        "maxmemory-policy": _choice(
+            "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru",
+            "volatile-lfu", "volatile-random", "volatile-ttl"),
+        "maxmemory-samples": _int(1, 64),
+        "save": _text(),
+        "appendonly": YES_NO,
+        "tcp-backlog": _int(1),
+        "timeout": _int(0),
+        "tcp-keepalive": _int(0),
+        "maxclients": _int(1),
+        "hz": _int(1, 500),
+        "io-threads": _int(1, 128),
+        "activedefrag": YES_NO,
+        "lazyfree-lazy-eviction": YES_NO,
+        "lazyfree-lazy-expire": YES_NO,
+        "lazyfree-lazy-server-del": YES_NO,
+        "lazyfree-lazy-user-del": YES_NO,
+        "replica-lazy-flush": YES_NO,
+    },
+    "gunicorn": {
+        "workers": _python(int),
+        "worker_class": _python(str, ("sync", "gthread", "gevent", "eventlet", "tornado")),
+        "threads": _python(int),
+        "timeout": _python(int),
+        "graceful_timeout": _python(int),
+        "keepalive": _python(int),
+        "max_requests": _python(int),
+        "max_requests_jitter": _python(int),
+        "backlog": _python(int),
+        "worker_connections": _python(int),
+        "preload_app": _python(bool),
+    },
+    "django": {
+        "DATABASE_TARGET": _json(str),
+        "DATABASE_PORT": _json(int),
+        "CONN_MAX_AGE": _json(int, nullable=True),
+        "CONN_HEALTH_CHECKS": _json(bool),
+        "DISABLE_SERVER_SIDE_CURSORS": _json(bool),
+        "DATABASE_POOL": _json(dict, bool, nullable=True),
+        "CACHE_BACKEND": _json(str),
+        "CACHE_PORT": _json(int, nullable=True),
+        "CACHE_KEY_PREFIX": _json(str),
+        "CACHE_TIMEOUT": _json(int, nullable=True),
+        "SESSION_ENGINE": _json(str),
+    },
+    "sysctl": {
+        "vm.overcommit_memory": _choice("0", "1", "2"),
+        "vm.overcommit_ratio": _int(0, 100),
+        "vm.swappiness": _int(0, 200),
+        "vm.nr_hugepages": _int(0),
+        "net.core.somaxconn": _int(1, 2**31 - 1),
+        "transparent_hugepage": _choice("always", "madvise", "never"),
+    },
+}
+
+
+def normalise_setting(service: str, name: str, value: object) -> object:
+    """Validate and normalise one override of a non-PostgreSQL service."""
+    settings = CATALOGUE[service]
+    if name not in settings:
+        raise unknown_setting(service, name, settings)
+    return settings[name].normalise(f"{service}.{name}", value)
+
+
+def unknown_setting(service: str, name: str, known: object) -> PlanError:
+    import difflib
+
+    names = sorted(known)  # type: ignore[call-overload]
+    close = difflib.get_close_matches(name, names, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(names)}"
+    return PlanError(f"unknown setting {service}.{name}{hint}")

@@ -1,0 +1,401 @@
+"""The plan: host profiles + placement + workload + overrides -> every setting of every service.
+
+Data flows one way: validate the inputs, parse overrides, split each host's
+memory (stacktune.budget), size the connection chain (stacktune.chain), let each
+service's planner write its settings, apply the remaining overrides, then check
+the invariants on the final values. Any failure is a PlanError that names the
+input to change; nothing here touches a host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stacktune import catalogue, pg_params
+from stacktune.budget import (
+    PGBOUNCER_BYTES_PER_CLIENT,
+    REDIS_MAXMEMORY_OF_BUDGET,
+    HostBudget,
+    gunicorn_workers,
+    host_budget,
+    os_reserve_bytes,
+)
+from stacktune.chain import DEFAULT_CLIENTS, ConnectionChain, app_clients, connection_chain
+from stacktune.model import (
+    PLANNED_SECTIONS,
+    SERVICES,
+    SUPPORTED_PG_VERSIONS,
+    Host,
+    PlanError,
+    StackInputs,
+)
+from stacktune.planners.django import plan_django
+from stacktune.planners.gunicorn import THREADS, plan_gunicorn
+from stacktune.planners.pgbouncer import plan_pgbouncer
+from stacktune.planners.postgresql import (
+    BACKEND_OVERHEAD_BYTES,
+    PostgresFigures,
+    nr_hugepages,
+    plan_postgresql,
+)
+from stacktune.planners.redis import plan_redis
+from stacktune.planners.sysctl import plan_sysctl
+from stacktune.section import Section
+from stacktune.units import human_bytes, parse_pg_memory, parse_redis_memory
+
+# Above this share of its budget, shared_buffers starves the page cache (PG docs: rarely
+# more than 40% helps).
+SHARED_BUFFERS_WARN_FRACTION = 0.40
+
+
+@dataclass
+class HostPlan:
+    host: Host
+    budget: HostBudget
+    sysctl: dict[str, object]
+    sysctl_reasons: dict[str, str]
+
+
+@dataclass
+class Plan:
+    """The whole stack's plan. ``services`` maps service -> {setting: value}."""
+
+    inputs: StackInputs
+    services: dict[str, dict[str, object]]
+    reasons: dict[str, str]
+    hosts: dict[str, HostPlan]
+    chain: ConnectionChain | None
+    postgres: PostgresFigures | None
+    warnings: list[str] = field(default_factory=list)
+
+    def host_view(self, name: str) -> dict[str, object]:
+        """One host's share of the plan, in the CLI's JSON shape."""
+        host_plan = self.hosts[name]
+        placed = set(host_plan.host.services)
+        if "gunicorn" in placed:
+            placed.add("django")
+        view: dict[str, object] = {"host": self._host_dict(host_plan)}
+        reasons: dict[str, str] = {}
+        for service in (*SERVICES, "django"):
+            if service in placed and service in self.services:
+                view[service] = dict(self.services[service])
+                reasons.update({k: v for k, v in self.reasons.items()
+                                if k.startswith(service + ".")})
+        view["sysctl"] = dict(host_plan.sysctl)
+        reasons.update({f"sysctl.{k}": v for k, v in host_plan.sysctl_reasons.items()})
+        view["reasons"] = reasons
+        view["warnings"] = list(self.warnings)
+        return view
+
+    def to_dict(self) -> dict[str, object]:
+        """The whole stack: services once, hosts with their budgets and kernel settings."""
+        return {
+            "inputs": {
+                "workload": self.inputs.workload.value,
+                "pg_version": self.inputs.pg_version,
+                "connections": self.inputs.connections,
+                "gunicorn_worker_rss_bytes": self.inputs.gunicorn_worker_rss_bytes,
+                "django_version": self.inputs.django_version,
+            },
+            "hosts": {name: {**self._host_dict(hp), "sysctl": dict(hp.sysctl),
+                             "sysctl_reasons": dict(hp.sysctl_reasons)}
+                      for name, hp in self.hosts.items()},
+            **{service: dict(values) for service, values in self.services.items()},
+            "chain": self.chain.to_dict() if self.chain else None,
+            "reasons": dict(self.reasons),
+            "warnings": list(self.warnings),
+        }
+
+    @staticmethod
+    def _host_dict(host_plan: HostPlan) -> dict[str, object]:
+        return {
+            "name": host_plan.host.name,
+            "services": sorted(host_plan.host.services),
+            **host_plan.host.profile.to_dict(),
+            "memory_human": human_bytes(host_plan.host.profile.memory_bytes),
+            "budget": host_plan.budget.to_dict(),
+        }
+
+
+class Overrides:
+    """User overrides, validated and normalised into each service's syntax."""
+
+    def __init__(self, inputs: StackInputs) -> None:
+        self.values: dict[str, dict[str, object]] = {}
+        for service, settings in inputs.overrides.items():
+            if service not in PLANNED_SECTIONS:
+                raise PlanError(
+                    f"unknown service {service!r} in overrides; use one of "
+                    f"{', '.join(PLANNED_SECTIONS)}")
+            for name, value in settings.items():
+                self.values.setdefault(service, {})[name] = _normalise(
+                    service, name, value, inputs.pg_version)
+
+    def get(self, service: str, name: str) -> object | None:
+        return self.values.get(service, {}).get(name)
+
+    def integer(self, service: str, name: str) -> int | None:
+        value = self.get(service, name)
+        return None if value is None else int(str(value))
+
+    def integers(self) -> dict[str, int]:
+        """Integer overrides that the connection chain honours, keyed 'service.setting'."""
+        keys = ("postgresql.max_connections", "postgresql.superuser_reserved_connections",
+                "pgbouncer.default_pool_size", "pgbouncer.reserve_pool_size",
+                "pgbouncer.min_pool_size", "pgbouncer.max_db_connections",
+                "pgbouncer.max_client_conn")
+        found = {}
+        for key in keys:
+            service, name = key.split(".", 1)
+            value = self.integer(service, name)
+            if value is not None:
+                found[key] = value
+        return found
+
+    def apply(self, section: Section) -> None:
+        for name, value in self.values.get(section.service, {}).items():
+            planned = section.values.get(name)
+            reason = section.reasons.get(name)
+            section.set(name, value, "override" + (
+                f" (stacktune planned {planned}: {reason})" if planned is not None else ""))
+
+
+def _normalise(service: str, name: str, value: object, pg_version: int) -> object:
+    if service == "postgresql":
+        return pg_params.validate_pg_value(name, str(value), pg_version)
+    return catalogue.normalise_setting(service, name, value)
+
+
+def validate_inputs(inputs: StackInputs) -> None:
+    if inputs.pg_version not in SUPPORTED_PG_VERSIONS:
+        raise PlanError(
+            f"PostgreSQL {inputs.pg_version} is not supported; use one of "
+            f"{', '.join(map(str, SUPPORTED_PG_VERSIONS))} (--pg-version / stacktune_pg_version)")
+    if not inputs.hosts:
+        raise PlanError("no hosts to plan; place at least one service on a host")
+    names = [h.name for h in inputs.hosts]
+    if len(set(names)) != len(names):
+        raise PlanError(f"host names must be unique: {', '.join(names)}")
+    for host in inputs.hosts:
+        unknown = host.services - set(SERVICES)
+        if unknown:
+            raise PlanError(f"host {host.name!r}: unknown service(s) {', '.join(sorted(unknown))}; "
+                            f"use {', '.join(SERVICES)}")
+        if host.profile.memory_bytes <= 0 or host.profile.cpus <= 0:
+            raise PlanError(f"host {host.name!r}: memory and CPUs must be positive")
+    for service in ("postgresql", "pgbouncer", "redis"):
+        running = inputs.hosts_running(service)
+        if len(running) > 1:
+            raise PlanError(
+                f"{service} is placed on {len(running)} hosts "
+                f"({', '.join(h.name for h in running)}); "
+                "stacktune plans one primary per service: place it on one host")
+    if inputs.hosts_running("pgbouncer") and not inputs.hosts_running("postgresql"):
+        raise PlanError("pgbouncer is placed but postgresql is not; PgBouncer's pools are sized "
+                        "for the database host, so place postgresql too")
+    if inputs.connections is not None and inputs.connections < 1:
+        raise PlanError(f"connections = {inputs.connections}: expected a positive number")
+    if inputs.gunicorn_worker_rss_bytes <= 0:
+        raise PlanError("gunicorn worker RSS estimate must be positive")
+
+
+def plan_stack(inputs: StackInputs) -> Plan:
+    """Plan every service of the stack. Raises PlanError before anything else happens."""
+    validate_inputs(inputs)
+    overrides = Overrides(inputs)
+    warnings: list[str] = []
+    rss = inputs.gunicorn_worker_rss_bytes
+
+    # App tier: one Gunicorn configuration, sized for the most constrained app host.
+    app_hosts = inputs.hosts_running("gunicorn")
+    workers_override = overrides.integer("gunicorn", "workers")
+    threads = overrides.integer("gunicorn", "threads") or THREADS
+    workers = 0
+    if app_hosts:
+        workers = workers_override or min(
+            gunicorn_workers(h, h.profile.memory_bytes - os_reserve_bytes(h.profile.memory_bytes),
+                             rss)
+            for h in app_hosts)
+
+    maxmemory_override = overrides.get("redis", "maxmemory")
+    maxmemory_bytes = (parse_redis_memory(str(maxmemory_override))
+                       if maxmemory_override is not None else None)
+    budgets = {
+        h.name: _budget_or_explain(h, rss, workers if "gunicorn" in h.services else None,
+                                   maxmemory_bytes)
+        for h in inputs.hosts
+    }
+
+    # Connection chain.
+    clients, source = _clients(inputs, workers, threads, len(app_hosts), warnings)
+    pg_hosts = inputs.hosts_running("postgresql")
+    pooled = bool(inputs.hosts_running("pgbouncer"))
+    chain: ConnectionChain | None = None
+    sections: dict[str, Section] = {}
+    figures: PostgresFigures | None = None
+    if pg_hosts:
+        db = pg_hosts[0]
+        chain = connection_chain(clients=clients, client_source=source, pooled=pooled,
+                                 db_cpus=db.profile.cpus, storage=db.profile.storage,
+                                 overrides=overrides.integers())
+        shared_override = overrides.get("postgresql", "shared_buffers")
+        sections["postgresql"], figures = plan_postgresql(
+            budget_bytes=budgets[db.name].postgresql_bytes, profile=db.profile,
+            workload=inputs.workload, version=inputs.pg_version, chain=chain,
+            shared_buffers_override=(parse_pg_memory(str(shared_override))
+                                     if shared_override is not None else None),
+        )
+        if pooled:
+            sections["pgbouncer"] = plan_pgbouncer(chain)
+    redis_hosts = inputs.hosts_running("redis")
+    if redis_hosts:
+        host = redis_hosts[0]
+        sections["redis"] = plan_redis(budgets[host.name].redis_maxmemory_bytes,
+                                       budgets[host.name].redis_bytes,
+                                       shared=bool(host.services - {"redis"}))
+    if app_hosts:
+        smallest = min(app_hosts, key=lambda h: (h.profile.memory_bytes, h.profile.cpus))
+        sections["gunicorn"] = plan_gunicorn(workers, smallest.profile.cpus, rss, len(app_hosts))
+        sections["django"] = plan_django(pooled=pooled, has_redis=bool(redis_hosts),
+                                         django_version=inputs.django_version, threads=threads)
+
+    for section in sections.values():
+        overrides.apply(section)
+
+    hosts: dict[str, HostPlan] = {}
+    for host in inputs.hosts:
+        pages = (nr_hugepages(figures.shared_buffers_bytes, figures.wal_buffers_bytes)
+                 if figures and figures.huge_pages and "postgresql" in host.services else None)
+        sysctl = plan_sysctl(host.services, pages)
+        overrides.apply(sysctl)
+        hosts[host.name] = HostPlan(host, budgets[host.name], sysctl.values, sysctl.reasons)
+        if host.profile.in_container and sysctl.values:
+            warnings.append(
+                f"host {host.name!r} is a container: vm.* settings and transparent huge pages "
+                "belong to the machine's kernel and cannot be applied from inside; set them "
+                "on the container host")
+
+    plan = Plan(
+        inputs=inputs,
+        services={name: s.values for name, s in sections.items()},
+        reasons={f"{name}.{k}": v for name, s in sections.items() for k, v in s.reasons.items()},
+        hosts=hosts, chain=chain, postgres=figures, warnings=warnings,
+    )
+    check_invariants(plan)
+    return plan
+
+
+def _budget_or_explain(host: Host, rss: int, workers: int | None,
+                       maxmemory_bytes: int | None) -> HostBudget:
+    budget = host_budget(host, rss, workers_override=workers,
+                         maxmemory_override=maxmemory_bytes if "redis" in host.services else None)
+    if maxmemory_bytes is not None and "redis" in host.services and budget.postgresql_bytes == 0 \
+            and budget.total_bytes > budget.usable_bytes:
+        raise PlanError(f"redis.maxmemory = {human_bytes(maxmemory_bytes)} does not fit host "
+                        f"{host.name!r}")
+    return budget
+
+
+def _clients(inputs: StackInputs, workers: int, threads: int, app_host_count: int,
+             warnings: list[str]) -> tuple[int, str]:
+    """How many connections the database tier must serve, and where that figure comes from."""
+    if app_host_count:
+        clients = app_clients(workers, threads, app_host_count)
+        source = f"{workers} workers x {threads} threads x {app_host_count} app host(s)"
+        if inputs.connections and inputs.connections > clients:
+            return inputs.connections, f"--connections {inputs.connections} (app tier: {source})"
+        if inputs.connections and inputs.connections < clients:
+            warnings.append(f"expected connections ({inputs.connections}) is below what the app "
+                            f"tier can open ({clients}: {source}); planning for {clients}")
+        return clients, source
+    if inputs.connections:
+        return inputs.connections, f"expected connections ({inputs.connections})"
+    default = DEFAULT_CLIENTS[inputs.workload]
+    return default, f"no app tier placed: the {inputs.workload.value} default of {default}"
+
+
+def check_invariants(plan: Plan) -> None:
+    """Checks on the final values, overrides included; a broken invariant is a PlanError."""
+    inputs = plan.inputs
+    for host_plan in plan.hosts.values():
+        budget = host_plan.budget
+        if budget.total_bytes > budget.usable_bytes:
+            raise PlanError(
+                f"host {budget.host!r}: budgets add up to {human_bytes(budget.total_bytes)}, "
+                f"more than its {human_bytes(budget.usable_bytes)}")
+    pg = plan.services.get("postgresql")
+    if pg is not None and plan.postgres is not None and plan.chain is not None:
+        _check_postgresql_memory(pg, plan.postgres, plan.chain, inputs.pg_version, plan.warnings)
+    bouncer = plan.services.get("pgbouncer")
+    if bouncer is not None:
+        if bouncer["pool_mode"] != "transaction":
+            plan.warnings.append(
+                f"pgbouncer.pool_mode = {bouncer['pool_mode']}: every client holds a server "
+                "connection for its session; the connection chain assumes transaction pooling")
+        db_host = inputs.hosts_running("pgbouncer")[0].name
+        needed = int(str(bouncer["max_client_conn"])) * PGBOUNCER_BYTES_PER_CLIENT
+        if needed > plan.hosts[db_host].budget.pgbouncer_bytes:
+            plan.warnings.append(
+                f"pgbouncer.max_client_conn = {bouncer['max_client_conn']} may need "
+                f"{human_bytes(needed)}, more than PgBouncer's budget")
+    django = plan.services.get("django")
+    if django is not None:
+        if (bouncer is not None and bouncer["pool_mode"] == "transaction"
+                and not django["DISABLE_SERVER_SIDE_CURSORS"]):
+            raise PlanError(
+                "django.DISABLE_SERVER_SIDE_CURSORS = false cannot work with PgBouncer's "
+                "transaction pooling (a cursor would outlive its server connection); set it "
+                "to true or pgbouncer.pool_mode = session")
+        if django["DATABASE_POOL"] and django["CONN_MAX_AGE"] not in (0, None) \
+                and django["CONN_MAX_AGE"] != 0:
+            raise PlanError(
+                f"django.CONN_MAX_AGE = {django['CONN_MAX_AGE']} with django.DATABASE_POOL: "
+                "Django's pool refuses persistent connections; set CONN_MAX_AGE to 0")
+        if django["DATABASE_POOL"] and bouncer is not None:
+            raise PlanError("django.DATABASE_POOL with PgBouncer pools twice; set it to null")
+    redis = plan.services.get("redis")
+    if redis is not None:
+        host = inputs.hosts_running("redis")[0].name
+        budget = plan.hosts[host].budget
+        maxmemory = parse_redis_memory(str(redis["maxmemory"]))
+        if maxmemory > budget.redis_bytes * REDIS_MAXMEMORY_OF_BUDGET + 1:
+            raise PlanError(
+                f"redis.maxmemory = {redis['maxmemory']} exceeds Redis's budget on host "
+                f"{host!r}; use at most {human_bytes(int(budget.redis_bytes * 0.8))}")
+
+
+def _check_postgresql_memory(pg: dict[str, object], figures: PostgresFigures,
+                             chain: ConnectionChain, version: int, warnings: list[str]) -> None:
+    """shared_buffers + one work_mem per query process + autovacuum + idle backends <= budget."""
+    def size(name: str) -> int:
+        return int(pg_params.value_in_base_units(name, str(pg[name]), version)
+                   * _unit_bytes(name, version))
+
+    budget = figures.budget_bytes
+    shared = size("shared_buffers")
+    work_mem = size("work_mem")
+    av_mem = size("autovacuum_work_mem")
+    av_workers = int(str(pg["autovacuum_max_workers"]))
+    max_connections = int(str(pg["max_connections"]))
+    if shared >= budget:
+        raise PlanError(
+            f"postgresql.shared_buffers = {pg['shared_buffers']} is not below PostgreSQL's "
+            f"{human_bytes(budget)} budget on this host; use at most "
+            f"{human_bytes(int(budget * SHARED_BUFFERS_WARN_FRACTION))}")
+    if shared > budget * SHARED_BUFFERS_WARN_FRACTION:
+        warnings.append(f"postgresql.shared_buffers = {pg['shared_buffers']} is over 40% of "
+                        f"PostgreSQL's {human_bytes(budget)} budget; the page cache shrinks")
+    fixed = shared + av_workers * av_mem + max_connections * BACKEND_OVERHEAD_BYTES
+    need = fixed + figures.concurrency * work_mem
+    if need > budget:
+        room = max(budget - fixed, 0) // max(figures.concurrency, 1)
+        raise PlanError(
+            f"postgresql.work_mem = {pg['work_mem']} x {figures.concurrency} query processes "
+            f"+ shared_buffers + autovacuum + backends needs {human_bytes(need)}, more than "
+            f"PostgreSQL's {human_bytes(budget)} budget; use at most {human_bytes(room)} or "
+            "fewer connections")
+
+
+def _unit_bytes(name: str, version: int) -> int:
+    unit = pg_params.param_for(name, version).unit
+    return {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024 * 1024}.get(unit or "B", 1)

@@ -1,0 +1,1 @@
+"""One module per service; each turns the shared figures (budget, chain, profile) into settings."""

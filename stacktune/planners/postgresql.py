@@ -1,0 +1,332 @@
+"""PostgreSQL settings, sized on PostgreSQL's own memory budget and the pooled backend count.
+
+Sources: PostgreSQL docs (runtime-config-*), the PostgreSQL wiki "Tuning Your
+PostgreSQL Server", and PGTune's formulas (shared/reference/PGTUNE.md) where
+stacktune agrees with them. Each rule is a small function named for what it
+returns; all arithmetic is in bytes, formatted at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from stacktune.chain import ConnectionChain
+from stacktune.model import HostProfile, Storage, Workload
+from stacktune.section import Section
+from stacktune.units import GiB, KiB, MiB, format_pg_duration, format_pg_memory, human_bytes
+
+SHARED_BUFFERS_FRACTION = 0.25          # PG docs: "a reasonable starting value is 25%"
+EFFECTIVE_CACHE_FRACTION = 0.75
+MAINTENANCE_WORK_MEM_DIVISOR = {Workload.WEB: 16, Workload.OLTP: 16, Workload.MIXED: 16,
+                                Workload.DW: 8}
+MAINTENANCE_WORK_MEM_CAP = 2 * GiB
+# Before PostgreSQL 17 vacuum could not use more than 1 GB for dead tuples.
+AUTOVACUUM_WORK_MEM_CAP = 1 * GiB
+AUTOVACUUM_WORK_MEM_FLOOR = 16 * MiB
+# All autovacuum workers together take at most this share of the budget.
+AUTOVACUUM_MEMORY_FRACTION = 0.125
+WAL_BUFFERS_CAP = 16 * MiB              # one WAL segment, as PostgreSQL's own -1 does
+WAL_BUFFERS_FLOOR = 32 * KiB
+WORK_MEM_FLOOR = 4 * MiB                # PostgreSQL's default
+WORK_MEM_CAP = {Workload.WEB: 256 * MiB, Workload.OLTP: 256 * MiB, Workload.MIXED: 512 * MiB,
+                Workload.DW: 2 * GiB}
+# Sorts/hashes a query may run at once; PGTune's factor 3.
+WORK_MEM_NODES_PER_QUERY = 3
+WORK_MEM_WORKLOAD_DIVISOR = {Workload.WEB: 1, Workload.OLTP: 1, Workload.MIXED: 2,
+                             Workload.DW: 2}
+# Private memory of an idle backend (catalog caches, stacks), not counted in work_mem.
+BACKEND_OVERHEAD_BYTES = 2 * MiB
+HUGE_PAGES_FROM_SHARED_BUFFERS = 2 * GiB
+HUGE_PAGE_BYTES = 2 * MiB
+# Shared memory besides shared_buffers (lock tables, WAL buffers, ...), for vm.nr_hugepages.
+SHARED_MEMORY_OVERHEAD_BYTES = 64 * MiB
+MAX_WORKER_PROCESSES_FLOOR = 8          # PostgreSQL's default; extensions need slots
+PARALLEL_PER_GATHER_CAP = {Workload.WEB: 2, Workload.OLTP: 2, Workload.MIXED: 4, Workload.DW: 8}
+PARALLEL_MAINTENANCE_CAP = 4
+MIN_WAL_SIZE = {Workload.WEB: 1 * GiB, Workload.OLTP: 2 * GiB, Workload.DW: 4 * GiB,
+                Workload.MIXED: 1 * GiB}
+MAX_WAL_SIZE = {Workload.WEB: 4 * GiB, Workload.OLTP: 8 * GiB, Workload.DW: 16 * GiB,
+                Workload.MIXED: 4 * GiB}
+RANDOM_PAGE_COST = {Storage.HDD: "4", Storage.SSD: "1.1", Storage.NVME: "1.1", Storage.SAN: "1.1"}
+EFFECTIVE_IO_CONCURRENCY = {Storage.HDD: 2, Storage.SSD: 200, Storage.SAN: 300, Storage.NVME: 1000}
+AUTOVACUUM_COST_LIMIT = {Storage.HDD: 400, Storage.SSD: 2000, Storage.NVME: 2000,
+                         Storage.SAN: 2000}
+SLOW_STATEMENT_SECONDS = {Workload.WEB: 0.25, Workload.OLTP: 0.1, Workload.MIXED: 0.5,
+                          Workload.DW: 5.0}
+AUTO_EXPLAIN_FACTOR = 4                 # plans only for the slowest statements
+PG_STAT_STATEMENTS_MAX = 10000
+
+
+@dataclass(frozen=True)
+class PostgresFigures:
+    """The numbers other planners and the validator need, before formatting."""
+
+    budget_bytes: int
+    shared_buffers_bytes: int
+    work_mem_bytes: int
+    maintenance_work_mem_bytes: int
+    autovacuum_work_mem_bytes: int
+    autovacuum_max_workers: int
+    max_parallel_workers: int
+    parallel_workers_per_gather: int
+    concurrency: int
+    huge_pages: bool
+    wal_buffers_bytes: int
+
+
+def round_down_mib(num_bytes: float) -> int:
+    """Whole MiB (whole kB below 1 MiB), so settings read as '245MB', not '251658kB'."""
+    if num_bytes >= MiB:
+        return int(num_bytes) // MiB * MiB
+    return int(num_bytes) // KiB * KiB
+
+
+def shared_buffers_bytes(budget_bytes: int) -> int:
+    """25% of PostgreSQL's memory budget (PG docs, runtime-config-resource)."""
+    return round_down_mib(budget_bytes * SHARED_BUFFERS_FRACTION)
+
+
+def effective_cache_size_bytes(budget_bytes: int) -> int:
+    """75% of the budget: shared_buffers plus the page cache PostgreSQL can expect."""
+    return round_down_mib(budget_bytes * EFFECTIVE_CACHE_FRACTION)
+
+
+def maintenance_work_mem_bytes(budget_bytes: int, workload: Workload) -> int:
+    """Budget / 16 (dw: / 8), capped at 2 GiB (PGTune's rule, with a lower cap)."""
+    return min(round_down_mib(budget_bytes / MAINTENANCE_WORK_MEM_DIVISOR[workload]),
+               MAINTENANCE_WORK_MEM_CAP)
+
+
+def autovacuum_max_workers(cpus: float) -> int:
+    """3 (PostgreSQL's default) up to 15 CPUs, then one more per 4 CPUs, at most 6."""
+    return max(3, min(6, int(cpus) // 4))
+
+
+def autovacuum_work_mem_bytes(budget_bytes: int, workers: int, maintenance_bytes: int) -> int:
+    """Workers together within 1/8 of the budget; each at most maintenance_work_mem, 1 GiB."""
+    share = round_down_mib(budget_bytes * AUTOVACUUM_MEMORY_FRACTION / workers)
+    return min(max(share, AUTOVACUUM_WORK_MEM_FLOOR), maintenance_bytes, AUTOVACUUM_WORK_MEM_CAP)
+
+
+def wal_buffers_bytes(shared_buffers: int) -> int:
+    """3% of shared_buffers between 32 kB and 16 MB (PGTune; like PostgreSQL's -1)."""
+    value = int(shared_buffers * 3 / 100) // KiB * KiB
+    if 14 * MiB < value < WAL_BUFFERS_CAP:
+        value = WAL_BUFFERS_CAP
+    return max(min(value, WAL_BUFFERS_CAP), WAL_BUFFERS_FLOOR)
+
+
+def parallel_workers(cpus: float, workload: Workload) -> tuple[int, int, int, int]:
+    """(max_worker_processes, max_parallel_workers, per_gather, maintenance).
+
+    Parallel workers are extra backends: never more than the CPUs, and for
+    short web/OLTP queries at most 2 per Gather, so that pooled backends do
+    not multiply into a CPU storm.
+    """
+    whole_cpus = max(1, int(cpus))
+    max_parallel = whole_cpus
+    per_gather = min(whole_cpus // 2, PARALLEL_PER_GATHER_CAP[workload])
+    maintenance = min(whole_cpus // 2, PARALLEL_MAINTENANCE_CAP)
+    worker_processes = max(MAX_WORKER_PROCESSES_FLOOR, whole_cpus)
+    return worker_processes, max_parallel, per_gather, maintenance
+
+
+def query_concurrency(chain: ConnectionChain, max_parallel: int, per_gather: int) -> int:
+    """Processes that can run query nodes at once: active backends plus their parallel workers."""
+    backends = chain.active_backends
+    return backends + min(max_parallel, backends * per_gather)
+
+
+def work_mem_bytes(budget_bytes: int, shared_buffers: int, autovacuum_bytes: int,
+                   max_connections: int, concurrency: int, workload: Workload) -> int:
+    """Memory left after shared_buffers, autovacuum and idle backends, split over the
+    processes that really run queries, 3 sort/hash nodes each (PGTune's shape, but
+    with the pooled concurrency instead of max_connections).
+    """
+    free = (budget_bytes - shared_buffers - autovacuum_bytes
+            - max_connections * BACKEND_OVERHEAD_BYTES)
+    per_node = free / (concurrency * WORK_MEM_NODES_PER_QUERY) / WORK_MEM_WORKLOAD_DIVISOR[workload]
+    value = min(max(per_node, WORK_MEM_FLOOR), WORK_MEM_CAP[workload])
+    return round_down_mib(value) if value >= MiB else int(value) // KiB * KiB
+
+
+def nr_hugepages(shared_buffers: int, wal_buffers: int) -> int:
+    """2 MiB pages for the shared memory segment (PG docs, 'Linux Huge Pages')."""
+    return math.ceil((shared_buffers + wal_buffers + SHARED_MEMORY_OVERHEAD_BYTES)
+                     / HUGE_PAGE_BYTES)
+
+
+def plan_postgresql(
+    *,
+    budget_bytes: int,
+    profile: HostProfile,
+    workload: Workload,
+    version: int,
+    chain: ConnectionChain,
+    shared_buffers_override: int | None = None,
+) -> tuple[Section, PostgresFigures]:
+    s = Section("postgresql")
+    budget_text = human_bytes(budget_bytes)
+    cpus = profile.cpus
+
+    s.set("max_connections", str(chain.max_connections),
+          _max_connections_reason(chain))
+    s.set("superuser_reserved_connections", str(chain.superuser_reserved_connections),
+          "slots kept for superusers when the application has taken every other one")
+    s.set("password_encryption", "scram-sha-256",
+          "SCRAM, the only password method stacktune accepts (md5 is deprecated since PG 18)")
+
+    # Memory
+    shared = shared_buffers_override or shared_buffers_bytes(budget_bytes)
+    s.set("shared_buffers", format_pg_memory(shared),
+          f"25% of PostgreSQL's {budget_text} budget (PostgreSQL docs' starting point)")
+    s.set("effective_cache_size", format_pg_memory(effective_cache_size_bytes(budget_bytes)),
+          f"75% of the {budget_text} budget: shared_buffers plus the page cache the planner "
+          "can count on")
+    maintenance = maintenance_work_mem_bytes(budget_bytes, workload)
+    s.set("maintenance_work_mem", format_pg_memory(maintenance),
+          f"budget / {MAINTENANCE_WORK_MEM_DIVISOR[workload]}, at most 2GB: faster VACUUM, "
+          "CREATE INDEX and restores")
+    av_workers = autovacuum_max_workers(cpus)
+    av_mem = autovacuum_work_mem_bytes(budget_bytes, av_workers, maintenance)
+    s.set("autovacuum_work_mem", format_pg_memory(av_mem),
+          f"{av_workers} workers x this stay within 1/8 of the budget (otherwise each "
+          "would take maintenance_work_mem)")
+    worker_processes, max_parallel, per_gather, maintenance_parallel = parallel_workers(
+        cpus, workload)
+    concurrency = query_concurrency(chain, max_parallel, per_gather)
+    work_mem = work_mem_bytes(budget_bytes, shared, av_workers * av_mem, chain.max_connections,
+                              concurrency, workload)
+    s.set("work_mem", format_pg_memory(work_mem),
+          f"sized for {concurrency} processes running queries at once "
+          f"({chain.active_backends} {'pooled ' if chain.pooled else ''}backends + parallel "
+          f"workers), 3 sort/hash nodes each, not for max_connections")
+    s.set("hash_mem_multiplier", "2.0",
+          "hash joins and aggregates may use 2 x work_mem (the default from PG 15, "
+          "set for 13/14 too)")
+    wal_buffers = wal_buffers_bytes(shared)
+    s.set("wal_buffers", format_pg_memory(wal_buffers),
+          "3% of shared_buffers, at most one 16MB WAL segment")
+    huge = shared >= HUGE_PAGES_FROM_SHARED_BUFFERS
+    s.set("huge_pages", "try" if huge else "off",
+          "shared_buffers >= 2GB: huge pages cut page-table memory per backend"
+          if huge else "shared_buffers below 2GB: huge pages gain little")
+
+    # WAL and checkpoints
+    s.set("checkpoint_timeout", "15min",
+          "fewer checkpoints, so fewer full-page writes; crash recovery stays short")
+    s.set("checkpoint_completion_target", "0.9", "spread checkpoint writes over the interval")
+    s.set("min_wal_size", format_pg_memory(MIN_WAL_SIZE[workload]),
+          f"keep WAL segments for recycling ({workload.value} workload)")
+    s.set("max_wal_size", format_pg_memory(MAX_WAL_SIZE[workload]),
+          f"checkpoints by time, not by WAL volume, under {workload.value} write bursts")
+    if version >= 15:
+        s.set("wal_compression", "lz4", "cheap compression of full-page images (PG 15+)")
+    else:
+        s.set("wal_compression", "on", "pglz compression of full-page images (lz4 needs PG 15)")
+
+    # Planner
+    s.set("random_page_cost", RANDOM_PAGE_COST[profile.storage],
+          f"{profile.storage.value}: random reads cost "
+          f"{'4x' if profile.storage is Storage.HDD else 'about the same as'} sequential ones")
+    io_concurrency = EFFECTIVE_IO_CONCURRENCY[profile.storage]
+    s.set("effective_io_concurrency", str(io_concurrency),
+          f"concurrent I/Os a {profile.storage.value} device serves well")
+    s.set("maintenance_io_concurrency", str(io_concurrency),
+          "same device, same concurrency for VACUUM and ANALYZE prefetch")
+    s.set("default_statistics_target", "500" if workload is Workload.DW else "100",
+          "finer statistics for analytic queries" if workload is Workload.DW
+          else "PostgreSQL's default suits short queries")
+    s.set("jit", "on" if workload is Workload.DW else "off",
+          "JIT pays off for long analytic queries" if workload is Workload.DW
+          else "JIT compilation costs more than it saves on short queries")
+    if version >= 18:
+        s.set("io_method", "worker",
+              "PG 18 asynchronous I/O through worker processes; io_uring is often blocked "
+              "by container seccomp profiles")
+        s.set("io_workers", str(min(32, max(3, int(cpus) // 4))),
+              "one I/O worker per 4 CPUs, 3 to 32")
+
+    # Parallelism
+    s.set("max_worker_processes", str(worker_processes),
+          "PostgreSQL's default 8, or one per CPU above that")
+    s.set("max_parallel_workers", str(max_parallel), f"at most one per usable CPU ({cpus:g})")
+    s.set("max_parallel_workers_per_gather", str(per_gather),
+          f"half the CPUs, capped at {PARALLEL_PER_GATHER_CAP[workload]} for "
+          f"{workload.value} queries; 0 turns parallel query off on 1 CPU")
+    s.set("max_parallel_maintenance_workers", str(maintenance_parallel),
+          "half the CPUs, at most 4, for CREATE INDEX and VACUUM")
+
+    _plan_autovacuum(s, workload, profile.storage, av_workers, version)
+    _plan_observability(s, workload)
+
+    figures = PostgresFigures(
+        budget_bytes=budget_bytes, shared_buffers_bytes=shared, work_mem_bytes=work_mem,
+        maintenance_work_mem_bytes=maintenance, autovacuum_work_mem_bytes=av_mem,
+        autovacuum_max_workers=av_workers, max_parallel_workers=max_parallel,
+        parallel_workers_per_gather=per_gather, concurrency=concurrency, huge_pages=huge,
+        wal_buffers_bytes=wal_buffers,
+    )
+    return s, figures
+
+
+def _max_connections_reason(chain: ConnectionChain) -> str:
+    if chain.pooled:
+        return (f"PgBouncer's {chain.max_db_connections} server connections + "
+                f"{chain.admin_connections} for administration and monitoring + "
+                f"{chain.superuser_reserved_connections} superuser-reserved")
+    return (f"{chain.app_clients} app connections ({chain.client_source}) + "
+            f"{chain.admin_connections} for administration + "
+            f"{chain.superuser_reserved_connections} superuser-reserved")
+
+
+def _plan_autovacuum(s: Section, workload: Workload, storage: Storage, workers: int,
+                     version: int) -> None:
+    analytic = workload is Workload.DW
+    s.set("autovacuum_max_workers", str(workers),
+          "3 (the default) up to 15 CPUs; more tables can be vacuumed at once on larger hosts")
+    s.set("autovacuum_naptime", "1min" if analytic else "30s",
+          "check busy tables twice a minute" if not analytic else "PostgreSQL's default")
+    s.set("autovacuum_vacuum_scale_factor", "0.1" if analytic else "0.05",
+          "vacuum after 5% of a table changed, not 20%: large tables no longer wait for "
+          "millions of dead rows" if not analytic else "vacuum after 10% of a table changed")
+    s.set("autovacuum_vacuum_threshold", "50", "PostgreSQL's default floor for small tables")
+    s.set("autovacuum_analyze_scale_factor", "0.05" if analytic else "0.02",
+          "fresh statistics after 2% of a table changed" if not analytic
+          else "fresh statistics after 5% of a table changed")
+    s.set("autovacuum_analyze_threshold", "50", "PostgreSQL's default floor for small tables")
+    s.set("autovacuum_vacuum_insert_scale_factor", "0.1" if analytic else "0.05",
+          "vacuum insert-mostly tables early, so index-only scans and freezing keep up")
+    s.set("autovacuum_vacuum_insert_threshold", "1000", "PostgreSQL's default floor")
+    cost_limit = AUTOVACUUM_COST_LIMIT[storage]
+    s.set("autovacuum_vacuum_cost_limit", str(cost_limit),
+          f"{storage.value} absorbs more vacuum I/O than the default 200 allows; shared "
+          "by all workers")
+    s.set("autovacuum_vacuum_cost_delay", "2ms",
+          "PostgreSQL's default since 12; the cost limit sets the pace")
+    if version >= 18:
+        s.set("autovacuum_vacuum_max_threshold", "100000000",
+              "PG 18: cap the dead-row trigger for very large tables (100M rows)")
+
+
+def _plan_observability(s: Section, workload: Workload) -> None:
+    slow = SLOW_STATEMENT_SECONDS[workload]
+    s.set("shared_preload_libraries", "pg_stat_statements,auto_explain",
+          "query statistics and plans of slow queries; needs a restart once")
+    s.set("pg_stat_statements.max", str(PG_STAT_STATEMENTS_MAX),
+          "room for the distinct statements of a Django app and its admin")
+    s.set("pg_stat_statements.track", "top", "statements issued by clients")
+    s.set("auto_explain.log_min_duration", format_pg_duration(slow * AUTO_EXPLAIN_FACTOR),
+          "log the plan of the slowest statements")
+    s.set("log_min_duration_statement", format_pg_duration(slow),
+          f"log statements slower than {format_pg_duration(slow)} for {workload.value} pages")
+    s.set("log_lock_waits", "on", "log waits longer than deadlock_timeout (1s)")
+    s.set("log_temp_files", "0", "every temporary file means a sort or hash outgrew work_mem")
+    s.set("log_checkpoints", "on", "see checkpoint frequency and cause")
+    s.set("log_autovacuum_min_duration", "1s", "see which tables autovacuum struggles with")
+    s.set("track_io_timing", "on", "I/O time in pg_stat_statements and EXPLAIN (BUFFERS)")
+    if workload is not Workload.DW:
+        s.set("idle_in_transaction_session_timeout", "60s",
+              "an abandoned transaction would hold a pooled server connection and block "
+              "vacuum")
