@@ -1,0 +1,274 @@
+"""stacktune's command line: inspect this host, plan a stack, render its config files.
+
+Errors (bad flags, impossible plans) exit with status 2 and one clear message on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stacktune import inspect as host_inspect
+from stacktune.model import (
+    SERVICES,
+    SUPPORTED_PG_VERSIONS,
+    Host,
+    HostProfile,
+    PlanError,
+    StackInputs,
+    Storage,
+    Workload,
+)
+from stacktune.pgtune import PgTuneInputs, pgtune_settings, pgtune_warnings
+from stacktune.plan import Plan, plan_stack
+from stacktune.render import render_host
+from stacktune.units import UnitError, human_bytes, parse_human_size
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="stacktune", description=(
+        "Plan a tuned Django + PostgreSQL + PgBouncer + Redis + Gunicorn stack from the "
+        "host's real hardware."))
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    inspect_cmd = commands.add_parser("inspect", help="show this machine's usable memory, CPUs, "
+                                      "storage (after cgroup limits)")
+    inspect_cmd.add_argument("--format", choices=("table", "json"), default="table")
+    inspect_cmd.add_argument("--data-path", help="path whose storage device to inspect "
+                             "(default: the PostgreSQL data directory, else /)")
+    inspect_cmd.add_argument("--storage", choices=[s.value for s in Storage],
+                             help="override the detected storage kind")
+
+    plan_cmd = commands.add_parser("plan", help="print the plan (every setting with its reason)")
+    _add_plan_flags(plan_cmd)
+    plan_cmd.add_argument("--format", choices=("table", "json"), default="table")
+    plan_cmd.add_argument("--baseline", choices=("pgtune",),
+                          help="print PGTune's values for the same inputs instead "
+                          "(postgresql only)")
+
+    render_cmd = commands.add_parser("render", help="write the config files of the plan")
+    render_cmd.add_argument("--out", required=True, type=Path, help="directory to write into")
+    _add_plan_flags(render_cmd)
+    return parser
+
+
+def _add_plan_flags(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--memory", help="usable memory, e.g. 4GiB (default: inspect this host)")
+    cmd.add_argument("--cpus", type=float, help="usable CPUs, e.g. 2 or 1.5 (default: inspect)")
+    cmd.add_argument("--storage", choices=[s.value for s in Storage],
+                     help="storage kind (default: inspect)")
+    cmd.add_argument("--pg-version", type=int, default=15,
+                     help=f"PostgreSQL major version ({SUPPORTED_PG_VERSIONS[0]}-"
+                     f"{SUPPORTED_PG_VERSIONS[-1]}, default 15)")
+    cmd.add_argument("--workload", choices=[w.value for w in Workload], default="web")
+    cmd.add_argument("--services", default=",".join(SERVICES),
+                     help="services on this host, comma-separated (default: all four)")
+    cmd.add_argument("--app-hosts", type=int,
+                     help="app hosts running this Gunicorn plan (default 1 when gunicorn is "
+                     "in --services, else none)")
+    cmd.add_argument("--connections", type=int,
+                     help="expected client connections to the database, when known")
+    cmd.add_argument("--worker-rss", default="160MiB",
+                     help="estimated resident memory of one Gunicorn worker (default 160MiB)")
+    cmd.add_argument("--django-version", default="5.2", help="Django version (default 5.2)")
+    cmd.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="SERVICE.SETTING=VALUE", help="override one setting (repeatable)")
+    cmd.add_argument("--host-name", default=None, help="name of this host in the plan")
+
+
+def _services(text: str) -> frozenset[str]:
+    services = frozenset(s.strip() for s in text.split(",") if s.strip())
+    unknown = services - set(SERVICES)
+    if unknown or not services:
+        raise CliError(f"--services {text!r}: use a comma-separated list of "
+                       f"{', '.join(SERVICES)}")
+    return services
+
+
+def _overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
+    result: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        service, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise CliError(f"--set {item!r}: write it as SERVICE.SETTING=VALUE, "
+                           "e.g. --set postgresql.work_mem=64MB")
+        result.setdefault(service, {})[name] = value.strip()
+    return result
+
+
+def profile_from_args(args: argparse.Namespace) -> HostProfile:
+    """This host's profile, with any hardware given on the command line taking precedence."""
+    needs_inspect = args.memory is None or args.cpus is None or args.storage is None
+    detected = host_inspect.inspect_host() if needs_inspect else {}
+    memory = parse_human_size(args.memory) if args.memory else int(detected["memory_bytes"])
+    if args.cpus is not None and args.cpus <= 0:
+        raise CliError(f"--cpus {args.cpus:g}: expected a positive number")
+    cpus = args.cpus if args.cpus is not None else float(detected["cpus"])
+    storage = Storage(args.storage or detected["storage"])
+    return HostProfile(
+        memory_bytes=memory, cpus=cpus, storage=storage,
+        physical_memory_bytes=detected.get("physical_memory_bytes"),
+        online_cpus=detected.get("online_cpus"),
+        memory_source="--memory" if args.memory else str(detected["memory_source"]),
+        cpu_source="--cpus" if args.cpus is not None else str(detected["cpu_source"]),
+        storage_source="--storage" if args.storage else str(detected["storage_source"]),
+        os_id=str(detected.get("os_id", "")), os_version=str(detected.get("os_version", "")),
+        in_container=bool(detected.get("in_container", False)) if needs_inspect else False,
+    )
+
+
+def inputs_from_args(args: argparse.Namespace) -> tuple[StackInputs, str]:
+    profile = profile_from_args(args)
+    services = _services(args.services)
+    name = args.host_name or socket.gethostname() or "this-host"
+    hosts = [Host(name, profile, services)]
+    app_hosts = args.app_hosts
+    if app_hosts is not None and app_hosts < 0:
+        raise CliError(f"--app-hosts {app_hosts}: expected 0 or more")
+    if "gunicorn" in services:
+        if app_hosts is not None and app_hosts < 1:
+            raise CliError("--app-hosts must be at least 1 when gunicorn is in --services")
+        extra = (app_hosts or 1) - 1
+    else:
+        extra = app_hosts or 0
+    # Other app hosts are assumed to be the same size as this one, running Gunicorn only.
+    hosts += [Host(f"app{i + 2 if 'gunicorn' in services else i + 1}", profile,
+                   frozenset({"gunicorn"})) for i in range(extra)]
+    inputs = StackInputs(
+        hosts=tuple(hosts), workload=Workload(args.workload), pg_version=args.pg_version,
+        connections=args.connections,
+        gunicorn_worker_rss_bytes=parse_human_size(args.worker_rss),
+        django_version=args.django_version, overrides=_overrides(args.overrides),
+    )
+    return inputs, name
+
+
+def pgtune_inputs(inputs: StackInputs, profile: HostProfile) -> PgTuneInputs:
+    """PGTune's form filled in with the same host: its RAM, whole CPUs, storage, workload."""
+    return PgTuneInputs(
+        db_version=inputs.pg_version, db_type=inputs.workload.value,
+        total_memory_bytes=profile.memory_bytes, cpus=max(1, int(profile.cpus)),
+        connections=inputs.connections, storage=profile.storage.value,
+    )
+
+
+def format_table(view: dict[str, object]) -> str:
+    host = view["host"]
+    assert isinstance(host, dict)
+    budget = host["budget"]
+    lines = [
+        f"host {host['name']}: {human_bytes(host['memory_bytes'])} usable "
+        f"({host['memory_source']}), {host['cpus']:g} CPUs ({host['cpu_source']}), "
+        f"{host['storage']} ({host['storage_source']})",
+        "memory budget: " + ", ".join(
+            f"{label} {human_bytes(budget[key])}" for label, key in (
+                ("os", "os_reserve_bytes"), ("postgresql", "postgresql_bytes"),
+                ("pgbouncer", "pgbouncer_bytes"), ("redis", "redis_bytes"),
+                ("gunicorn", "gunicorn_bytes")) if budget[key])
+        + f" = {human_bytes(budget['total_bytes'])} of {human_bytes(budget['usable_bytes'])}",
+    ]
+    reasons = view["reasons"]
+    assert isinstance(reasons, dict)
+    for service in (*SERVICES, "django", "sysctl"):
+        settings = view.get(service)
+        if not isinstance(settings, dict) or not settings:
+            continue
+        lines.append("")
+        lines.append(f"[{service}]")
+        width = max(len(name) for name in settings)
+        value_width = min(max(len(_show(v)) for v in settings.values()), 44)
+        for name, value in settings.items():
+            lines.append(f"  {name:<{width}}  {_show(value):<{value_width}}  "
+                         f"# {reasons.get(f'{service}.{name}', '')}")
+    warnings = view.get("warnings") or []
+    if warnings:
+        lines.append("")
+        lines.extend(f"warning: {w}" for w in warnings)  # type: ignore[union-attr]
+    return "\n".join(lines)
+
+
+def _show(value: object) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    profile = host_inspect.inspect_host(data_path=args.data_path, storage_override=args.storage)
+    if args.format == "json":
+        print(json.dumps(profile, indent=2, sort_keys=True))
+        return 0
+    print(f"memory   {human_bytes(profile['memory_bytes'])} ({profile['memory_bytes']} bytes)"
+          f"  from {profile['memory_source']}; physical "
+          f"{human_bytes(profile['physical_memory_bytes'])}")
+    print(f"cpus     {profile['cpus']:g}  from {profile['cpu_source']}; online "
+          f"{profile['online_cpus']}")
+    print(f"storage  {profile['storage']}  from {profile['storage_source']}")
+    print(f"os       {profile['os_id']} {profile['os_version']}"
+          f"{'  (in a container)' if profile['in_container'] else ''}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    inputs, name = inputs_from_args(args)
+    if args.baseline == "pgtune":
+        tune_inputs = pgtune_inputs(inputs, inputs.hosts[0].profile)
+        settings = pgtune_settings(tune_inputs)
+        if args.format == "json":
+            print(json.dumps({"baseline": "pgtune (le0pard/pgtune 7caef27)",
+                              "postgresql": settings,
+                              "warnings": pgtune_warnings(tune_inputs)}, indent=2))
+        else:
+            print("# PGTune (le0pard/pgtune 7caef27) for the same inputs")
+            for line in pgtune_warnings(tune_inputs):
+                print(f"# {line}".rstrip())
+            for key, value in settings.items():
+                print(f"{key} = {value}")
+        return 0
+    plan = plan_stack(inputs)
+    view = plan.host_view(name)
+    if args.format == "json":
+        print(json.dumps(view, indent=2))
+    else:
+        print(format_table(view))
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    inputs, name = inputs_from_args(args)
+    plan: Plan = plan_stack(inputs)
+    for path in render_host(plan, name, args.out):
+        print(path)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        handler = {"inspect": cmd_inspect, "plan": cmd_plan, "render": cmd_render}[args.command]
+        return handler(args)
+    except (CliError, PlanError, UnitError, host_inspect.InspectError, ValueError) as error:
+        print(f"stacktune: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        print(f"stacktune: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

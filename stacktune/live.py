@@ -1,0 +1,43 @@
+"""Compare a plan with what a running service reports (pure functions on the reported rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from stacktune import pg_params
+from stacktune.model import PlanError
+
+
+def pending_restart_settings(planned: Mapping[str, object], pg_settings_rows: Iterable[Mapping],
+                             version: int) -> list[str]:
+    """Planned PostgreSQL settings whose live value differs and that only a restart applies.
+
+    ``pg_settings_rows`` are rows of `SELECT name, setting, context FROM pg_settings`.
+    Values are compared in the parameter's base unit, so '1GB' equals a setting of 131072
+    (8kB pages).
+    """
+    rows = {str(row["name"]): row for row in pg_settings_rows}
+    pending = []
+    for name, value in planned.items():
+        row = rows.get(name)
+        if row is None or str(row.get("context")) != "postmaster":
+            continue
+        if not _same(name, str(value), str(row["setting"]), int(version)):
+            pending.append(name)
+    return sorted(pending)
+
+
+def _same(name: str, planned: str, live: str, version: int) -> bool:
+    try:
+        param = pg_params.param_for(name, version)
+    except PlanError:
+        return planned == live
+    if param.vartype in ("integer", "real"):
+        try:
+            return abs(pg_params.value_in_base_units(name, planned, version) - float(live)) < 1e-9
+        except (PlanError, ValueError):
+            return planned == live
+    if param.vartype == "bool":
+        return pg_params.validate_pg_value(name, planned, version) == (
+            "on" if live in ("on", "true") else "off")
+    return planned.strip().lower() == live.strip().lower()

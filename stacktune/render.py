@@ -1,0 +1,98 @@
+"""Render the plan through the repository's templates (the same files the roles use).
+
+Templates print values; they never compute. The deployment context (listen
+addresses, paths, user names) is data from the caller: the CLI passes the
+defaults below, the roles pass their variables, so the CLI's output and what
+Ansible deploys are byte-identical for the same inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import jinja2
+
+from stacktune.plan import Plan
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+MANAGED_HEADER = "Managed by stacktune; edits are overwritten on the next run"
+
+# One output file per service: (template, file name written by `stacktune render`).
+OUTPUTS = {
+    "postgresql": ("postgresql.conf.j2", "postgresql.stacktune.conf"),
+    "pgbouncer": ("pgbouncer.ini.j2", "pgbouncer.ini"),
+    "redis": ("redis.conf.j2", "redis.conf"),
+    "gunicorn": ("gunicorn.conf.py.j2", "gunicorn.conf.py"),
+    "django": ("stacktune_settings.py.j2", "stacktune_settings.py"),
+    "sysctl": ("sysctl.conf.j2", "sysctl.stacktune.conf"),
+}
+
+# Where the CLI pretends to deploy: everything on one host, on loopback.
+DEFAULT_CONTEXT: dict[str, object] = {
+    "postgresql_listen_addresses": "localhost",
+    "pgbouncer_listen_addr": "127.0.0.1",
+    "pgbouncer_auth_file": "/etc/pgbouncer/userlist.txt",
+    "pgbouncer_admin_users": "stacktune_admin",
+    "pgbouncer_stats_users": "stacktune_stats",
+    "pgbouncer_databases": [{"name": "app", "host": "127.0.0.1", "port": 5432, "dbname": "app"}],
+    "redis_bind": "127.0.0.1",
+    "gunicorn_bind": "127.0.0.1:8000",
+    "django_db_name": "app",
+    "django_db_user": "app",
+    "django_db_password": "<set by the django_settings role from Vault>",
+    "django_db_host": "127.0.0.1",
+    "django_cache_location": "redis://app:<password>@127.0.0.1:6379/0",
+}
+
+
+def comment(text: str, decoration: str = "# ") -> str:
+    """Ansible's `comment` filter with its defaults: the text framed by bare '#' lines."""
+    body = "\n".join(f"{decoration}{line}".rstrip() for line in str(text).splitlines())
+    return f"#\n{body}\n#"
+
+
+def pg_quote(value: object) -> str:
+    """A postgresql.conf value in single quotes (PostgreSQL accepts every type quoted)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def py(value: object) -> str:
+    """A Python literal for a JSON value (True, None, {'min_size': 1})."""
+    return repr(value)
+
+
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(comment=comment, pg_quote=pg_quote, py=py)
+    return env
+
+
+def render_service(service: str, view: Mapping[str, object],
+                   context: Mapping[str, object] | None = None) -> str:
+    """Render one service's file from a host view of the plan (Plan.host_view)."""
+    template_name, _ = OUTPUTS[service]
+    variables = {**DEFAULT_CONTEXT, **(context or {}),
+                 "stacktune_header": MANAGED_HEADER, "plan": view}
+    return environment().get_template(template_name).render(variables)
+
+
+def render_host(plan: Plan, host_name: str, out_dir: Path,
+                context: Mapping[str, object] | None = None) -> list[Path]:
+    """Write every file of one host's plan into out_dir; return the paths written."""
+    view = plan.host_view(host_name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for service, (_, file_name) in OUTPUTS.items():
+        if service not in view or not view[service] and service != "sysctl":
+            continue
+        path = out_dir / file_name
+        path.write_text(render_service(service, view, context))
+        written.append(path)
+    return written
