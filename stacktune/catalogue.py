@@ -75,7 +75,7 @@ def _redis_memory() -> Setting:
     return Setting(normalise, "a size like 512mb or 2gb")
 
 
-def _python(kind: type, allowed: tuple[object, ...] | None = None) -> Setting:
+def _python(kind: type, allowed: tuple[object, ...] | None = None, minimum: int = 0) -> Setting:
     """A gunicorn.conf.py value: parsed from text, written back as a Python literal."""
     def normalise(key: str, value: object) -> object:
         text = str(value).strip()
@@ -91,8 +91,8 @@ def _python(kind: type, allowed: tuple[object, ...] | None = None) -> Setting:
                 parsed = kind(text)
             except ValueError:
                 raise PlanError(f"{key} = {text!r}: expected {kind.__name__}") from None
-            if parsed < 0:  # type: ignore[operator]
-                raise PlanError(f"{key} = {text!r}: expected a value >= 0")
+            if parsed < minimum:  # type: ignore[operator]
+                raise PlanError(f"{key} = {text!r}: expected a value >= {minimum}")
         if allowed is not None and parsed not in allowed:
             raise PlanError(f"{key} = {text!r}: expected one of {', '.join(map(str, allowed))}")
         return repr(parsed)
@@ -174,9 +174,11 @@ CATALOGUE: dict[str, dict[str, Setting]] = {
         "replica-lazy-flush": YES_NO,
     },
     "gunicorn": {
-        "workers": _python(int),
+        # The connection chain counts workers x threads: 0 would plan for clients
+        # that never exist while Gunicorn runs none.
+        "workers": _python(int, minimum=1),
         "worker_class": _python(str, ("sync", "gthread", "gevent", "eventlet", "tornado")),
-        "threads": _python(int),
+        "threads": _python(int, minimum=1),
         "timeout": _python(int),
         "graceful_timeout": _python(int),
         "keepalive": _python(int),

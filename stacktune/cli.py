@@ -113,11 +113,19 @@ def _overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
     return result
 
 
+def _size_flag(flag: str, text: str) -> int:
+    """A size flag's bytes; a bad value is an error that names the flag."""
+    try:
+        return parse_human_size(text)
+    except UnitError as error:
+        raise CliError(f"{flag}: {error}") from None
+
+
 def profile_from_args(args: argparse.Namespace) -> HostProfile:
     """This host's profile, with any hardware given on the command line taking precedence."""
     needs_inspect = args.memory is None or args.cpus is None or args.storage is None
     detected = host_inspect.inspect_host() if needs_inspect else {}
-    memory = parse_human_size(args.memory) if args.memory else int(detected["memory_bytes"])
+    memory = _size_flag("--memory", args.memory) if args.memory else int(detected["memory_bytes"])
     if args.cpus is not None and args.cpus <= 0:
         raise CliError(f"--cpus {args.cpus:g}: expected a positive number")
     cpus = args.cpus if args.cpus is not None else float(detected["cpus"])
@@ -154,7 +162,7 @@ def inputs_from_args(args: argparse.Namespace) -> tuple[StackInputs, str]:
     inputs = StackInputs(
         hosts=tuple(hosts), workload=Workload(args.workload), pg_version=args.pg_version,
         connections=args.connections,
-        gunicorn_worker_rss_bytes=parse_human_size(args.worker_rss),
+        gunicorn_worker_rss_bytes=_size_flag("--worker-rss", args.worker_rss),
         django_version=args.django_version, overrides=_overrides(args.overrides),
     )
     return inputs, name

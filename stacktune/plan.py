@@ -9,6 +9,7 @@ input to change; nothing here touches a host.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from stacktune import catalogue, pg_params
@@ -41,7 +42,12 @@ from stacktune.planners.postgresql import (
 from stacktune.planners.redis import plan_redis
 from stacktune.planners.sysctl import plan_sysctl
 from stacktune.section import Section
-from stacktune.units import human_bytes, parse_pg_memory, parse_redis_memory
+from stacktune.units import (
+    format_redis_memory,
+    human_bytes,
+    parse_pg_memory,
+    parse_redis_memory,
+)
 
 # Above this share of its budget, shared_buffers starves the page cache (PG docs: rarely
 # more than 40% helps).
@@ -197,6 +203,9 @@ def validate_inputs(inputs: StackInputs) -> None:
         raise PlanError(f"connections = {inputs.connections}: expected a positive number")
     if inputs.gunicorn_worker_rss_bytes <= 0:
         raise PlanError("gunicorn worker RSS estimate must be positive")
+    if not re.fullmatch(r"\d+\.\d+(\.\d+)?", inputs.django_version.strip()):
+        raise PlanError(f"Django version {inputs.django_version!r}: expected MAJOR.MINOR such "
+                        "as 5.2 (--django-version / stacktune_django_version)")
 
 
 def plan_stack(inputs: StackInputs) -> Plan:
@@ -263,9 +272,13 @@ def plan_stack(inputs: StackInputs) -> Plan:
         overrides.apply(section)
 
     hosts: dict[str, HostPlan] = {}
+    # Huge pages follow the final huge_pages value, overrides included: 'off' must not
+    # reserve memory nothing uses, 'on' cannot start without reserved pages.
+    huge_pages = "postgresql" in sections and sections["postgresql"].values.get(
+        "huge_pages") in ("on", "try")
     for host in inputs.hosts:
         pages = (nr_hugepages(figures.shared_buffers_bytes, figures.wal_buffers_bytes)
-                 if figures and figures.huge_pages and "postgresql" in host.services else None)
+                 if figures and huge_pages and "postgresql" in host.services else None)
         sysctl = plan_sysctl(host.services, pages)
         overrides.apply(sysctl)
         hosts[host.name] = HostPlan(host, budgets[host.name], sysctl.values, sysctl.reasons)
@@ -287,13 +300,19 @@ def plan_stack(inputs: StackInputs) -> Plan:
 
 def _budget_or_explain(host: Host, rss: int, workers: int | None,
                        maxmemory_bytes: int | None) -> HostBudget:
-    budget = host_budget(host, rss, workers_override=workers,
-                         maxmemory_override=maxmemory_bytes if "redis" in host.services else None)
-    if maxmemory_bytes is not None and "redis" in host.services and budget.postgresql_bytes == 0 \
-            and budget.total_bytes > budget.usable_bytes:
-        raise PlanError(f"redis.maxmemory = {human_bytes(maxmemory_bytes)} does not fit host "
-                        f"{host.name!r}")
-    return budget
+    """The host's budget; when only the redis.maxmemory override makes it impossible, say so."""
+    override = maxmemory_bytes if "redis" in host.services else None
+    try:
+        return host_budget(host, rss, workers_override=workers, maxmemory_override=override)
+    except PlanError as error:
+        if override is None:
+            raise
+        # Without the override the host fits (or this raises the host's own error).
+        planned = host_budget(host, rss, workers_override=workers)
+        raise PlanError(
+            f"redis.maxmemory = {format_redis_memory(override)} does not fit host "
+            f"{host.name!r} (stacktune plans {format_redis_memory(planned.redis_maxmemory_bytes)}"
+            f"): {error}") from None
 
 
 def _clients(inputs: StackInputs, workers: int, threads: int, app_host_count: int,

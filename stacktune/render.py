@@ -66,9 +66,10 @@ def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         undefined=jinja2.StrictUndefined,
+        # Ansible's template module defaults, so both render the same bytes.
         keep_trailing_newline=True,
         trim_blocks=True,
-        lstrip_blocks=True,
+        lstrip_blocks=False,
     )
     env.filters.update(comment=comment, pg_quote=pg_quote, py=py)
     return env
@@ -90,7 +91,7 @@ def render_host(plan: Plan, host_name: str, out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for service, (_, file_name) in OUTPUTS.items():
-        if service not in view or not view[service] and service != "sysctl":
+        if service not in view or (not view[service] and service != "sysctl"):
             continue
         path = out_dir / file_name
         path.write_text(render_service(service, view, context))

@@ -77,9 +77,9 @@ def parse_pg_duration(text: str, default_unit: str = "ms") -> float:
 
     '-1' and '0' are returned as given (they usually mean 'off').
     """
-    match = _SIZE_RE.match(str(text).lstrip("-")) if str(text).strip() != "-1" else None
     if str(text).strip() == "-1":
         return -1.0
+    match = _SIZE_RE.match(str(text))
     if not match:
         raise UnitError(f"{text!r} is not a duration; write it like '250ms', '30s' or '1min'")
     number, unit = match.groups()

@@ -37,6 +37,7 @@ def plan_pgbouncer(chain: ConnectionChain) -> Section:
     s.set("query_wait_timeout", "30",
           "fail a request after 30 s in the queue rather than let it hang past Gunicorn's "
           "timeout")
-    s.set("ignore_startup_parameters", "extra_float_digits,options",
-          "parameters some drivers send that transaction pooling cannot honour per client")
+    s.set("ignore_startup_parameters", "extra_float_digits",
+          "a parameter JDBC and other drivers send at startup; PgBouncer would refuse "
+          "the connection otherwise")
     return s

@@ -29,6 +29,7 @@ AUTOVACUUM_MEMORY_FRACTION = 0.125
 WAL_BUFFERS_CAP = 16 * MiB              # one WAL segment, as PostgreSQL's own -1 does
 WAL_BUFFERS_FLOOR = 32 * KiB
 WORK_MEM_FLOOR = 4 * MiB                # PostgreSQL's default
+WORK_MEM_MIN = 64 * KiB                 # PostgreSQL's minimum
 WORK_MEM_CAP = {Workload.WEB: 256 * MiB, Workload.OLTP: 256 * MiB, Workload.MIXED: 512 * MiB,
                 Workload.DW: 2 * GiB}
 # Sorts/hashes a query may run at once; PGTune's factor 3.
@@ -143,11 +144,16 @@ def work_mem_bytes(budget_bytes: int, shared_buffers: int, autovacuum_bytes: int
     """Memory left after shared_buffers, autovacuum and idle backends, split over the
     processes that really run queries, 3 sort/hash nodes each (PGTune's shape, but
     with the pooled concurrency instead of max_connections).
+
+    At least PostgreSQL's default 4MB, as long as one work_mem per query process
+    still fits the budget (the invariant plan.check_invariants enforces); below
+    that, the largest value that fits, never under PostgreSQL's minimum 64kB.
     """
     free = (budget_bytes - shared_buffers - autovacuum_bytes
             - max_connections * BACKEND_OVERHEAD_BYTES)
     per_node = free / (concurrency * WORK_MEM_NODES_PER_QUERY) / WORK_MEM_WORKLOAD_DIVISOR[workload]
-    value = min(max(per_node, WORK_MEM_FLOOR), WORK_MEM_CAP[workload])
+    floor = max(min(WORK_MEM_FLOOR, free / concurrency), WORK_MEM_MIN)
+    value = min(max(per_node, floor), WORK_MEM_CAP[workload])
     return round_down_mib(value) if value >= MiB else int(value) // KiB * KiB
 
 
@@ -201,7 +207,10 @@ def plan_postgresql(
     s.set("work_mem", format_pg_memory(work_mem),
           f"sized for {concurrency} processes running queries at once "
           f"({chain.active_backends} {'pooled ' if chain.pooled else ''}backends + parallel "
-          f"workers), 3 sort/hash nodes each, not for max_connections")
+          f"workers), 3 sort/hash nodes each, not for max_connections"
+          + ("; below PostgreSQL's 4MB default because the budget cannot hold 4MB per "
+             "query process: place PgBouncer or give PostgreSQL more memory"
+             if work_mem < WORK_MEM_FLOOR else ""))
     s.set("hash_mem_multiplier", "2.0",
           "hash joins and aggregates may use 2 x work_mem (the default from PG 15, "
           "set for 13/14 too)")
