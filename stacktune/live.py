@@ -41,3 +41,32 @@ def _same(name: str, planned: str, live: str, version: int) -> bool:
         return pg_params.validate_pg_value(name, planned, version) == (
             "on" if live in ("on", "true") else "off")
     return planned.strip().lower() == live.strip().lower()
+
+
+def pgbouncer_config_mismatches(planned: Mapping[str, object],
+                                show_config_lines: Iterable[str]) -> list[str]:
+    """Planned PgBouncer settings that the running PgBouncer does not report (SHOW CONFIG).
+
+    ``show_config_lines`` are psql -At rows 'key|value|default|changeable'. After a RELOAD
+    PgBouncer keeps its old values when the new file is bad, so a mismatch means the
+    reload did not take.
+    """
+    live = {}
+    for line in show_config_lines:
+        fields = str(line).split("|")
+        if len(fields) >= 2:
+            live[fields[0]] = fields[1]
+    mismatches = []
+    for name, value in planned.items():
+        if name not in live:
+            mismatches.append(f"{name}: planned {value}, not reported by PgBouncer")
+        elif not _same_text(str(value), live[name]):
+            mismatches.append(f"{name}: planned {value}, running {live[name]}")
+    return mismatches
+
+
+def _same_text(planned: str, live: str) -> bool:
+    try:
+        return float(planned) == float(live)
+    except ValueError:
+        return planned.strip().lower() == live.strip().lower()

@@ -1,0 +1,154 @@
+"""Action plugin: compute the stacktune plan once, on the controller, for every host of the play.
+
+Placement comes from inventory groups, hardware from each host's
+`stacktune_host_profile` fact (the host_profile module), the rest from the
+task's arguments. An engine error fails the task, before any host changes,
+with the engine's own message.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+try:
+    import stacktune  # noqa: F401
+except ImportError:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from stacktune.model import (  # noqa: E402
+    Host,
+    HostProfile,
+    PlanError,
+    StackInputs,
+    Storage,
+    Workload,
+)
+from stacktune.plan import plan_stack  # noqa: E402
+from stacktune.render import MANAGED_HEADER  # noqa: E402
+from stacktune.units import UnitError, parse_human_size  # noqa: E402
+
+DEFAULT_GROUPS = {"postgresql": "postgresql", "pgbouncer": "pgbouncer", "redis": "redis",
+                  "gunicorn": "app"}
+
+
+def _plain(value: object) -> object:
+    """Ansible's tagged strings and mappings, as plain Python data for the engine."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return str(value)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset((
+        "groups", "workload", "pg_version", "distro_pg_versions", "connections", "overrides",
+        "django_version", "worker_rss",
+    ))
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        args = _plain(self._task.args)
+        try:
+            inputs = self._inputs(args, task_vars)
+            plan = plan_stack(inputs)
+        except (PlanError, UnitError, ValueError) as error:
+            raise AnsibleActionFail(f"stacktune plan: {error}") from None
+        result.update(
+            changed=False,
+            pg_version=inputs.pg_version,
+            plan=plan.to_dict(),
+            header=MANAGED_HEADER,
+            views={host.name: plan.host_view(host.name) for host in inputs.hosts},
+            warnings=list(plan.warnings),
+        )
+        return result
+
+    def _inputs(self, args: dict, task_vars: dict) -> StackInputs:
+        groups_map = {**DEFAULT_GROUPS, **(args.get("groups") or {})}
+        inventory_groups = task_vars.get("groups", {})
+        hostvars = task_vars.get("hostvars", {})
+        play_hosts = list(task_vars.get("ansible_play_hosts_all") or [])
+        hosts = []
+        for name in play_hosts:
+            services = frozenset(service for service, group in groups_map.items()
+                                 if name in inventory_groups.get(group, []))
+            if not services:
+                continue
+            facts = _plain(hostvars[name].get("stacktune_host_profile"))
+            if not isinstance(facts, dict):
+                raise PlanError(f"host {name!r} has no stacktune_host_profile fact; run the "
+                                "host_profile module on it first (role stacktune_plan does)")
+            pins = {key: _plain(hostvars[name].get(f"stacktune_{key}"))
+                    for key in ("memory", "cpus", "storage")}
+            hosts.append(Host(name, self._profile(name, facts, pins), services))
+        if not hosts:
+            raise PlanError(
+                "no host of this play is in a stacktune group (" +
+                ", ".join(f"{s}: {g}" for s, g in groups_map.items()) + "); add hosts to them")
+        return StackInputs(
+            hosts=tuple(hosts),
+            workload=_workload(args.get("workload") or "web"),
+            pg_version=self._pg_version(args, hosts),
+            connections=int(args["connections"]) if args.get("connections") else None,
+            gunicorn_worker_rss_bytes=parse_human_size(str(args.get("worker_rss") or "160MiB")),
+            django_version=str(args.get("django_version") or "5.2"),
+            overrides=args.get("overrides") or {},
+        )
+
+    @staticmethod
+    def _profile(name: str, facts: dict, overrides: dict) -> HostProfile:
+        """The inspected profile; inventory may pin memory, cpus or storage (e.g. for staging)."""
+        data = dict(facts)
+        if overrides.get("memory"):
+            data["memory_bytes"] = parse_human_size(str(overrides["memory"]))
+            data["memory_source"] = "inventory (stacktune_memory)"
+        if overrides.get("cpus"):
+            data["cpus"] = float(overrides["cpus"])
+            data["cpu_source"] = "inventory (stacktune_cpus)"
+        if overrides.get("storage"):
+            data["storage"] = str(overrides["storage"])
+            data["storage_source"] = "inventory (stacktune_storage)"
+        try:
+            Storage(str(data.get("storage")))
+        except ValueError:
+            raise PlanError(f"host {name!r}: storage {data.get('storage')!r} is not one of "
+                            "hdd, ssd, nvme, san (stacktune_storage)") from None
+        return HostProfile.from_dict(data)
+
+    @staticmethod
+    def _pg_version(args: dict, hosts: list[Host]) -> int:
+        if args.get("pg_version"):
+            return int(args["pg_version"])
+        distro = args.get("distro_pg_versions") or {}
+        for host in hosts:
+            if "postgresql" not in host.services:
+                continue
+            if host.profile.os_version and host.profile.os_version.split(".")[0] in distro:
+                return int(distro[host.profile.os_version.split(".")[0]])
+        for host in hosts:
+            if "postgresql" in host.services:
+                raise PlanError(
+                    f"cannot tell which PostgreSQL version host {host.name!r} gets "
+                    f"({host.profile.os_id} {host.profile.os_version}); set stacktune_pg_version")
+        return 15
+
+
+def _workload(text: str) -> Workload:
+    try:
+        return Workload(text)
+    except ValueError:
+        raise PlanError(f"stacktune_workload = {text!r}: use one of "
+                        f"{', '.join(w.value for w in Workload)}") from None

@@ -1,0 +1,28 @@
+"""Filters the roles use to compare the plan with what a service reports. Logic lives in the engine."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+try:
+    import stacktune  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from stacktune.live import (  # noqa: E402
+    pending_restart_settings,
+    pgbouncer_config_mismatches,
+)
+from stacktune.render import comment, pg_quote, py  # noqa: E402
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "stacktune_pending_restart": pending_restart_settings,
+            "stacktune_pgbouncer_mismatches": pgbouncer_config_mismatches,
+            "pg_quote": pg_quote,
+            "py": py,
+            "stacktune_comment": comment,
+        }

@@ -1,0 +1,1 @@
+../../stacktune/inspect.py

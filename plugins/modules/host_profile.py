@@ -1,0 +1,82 @@
+#!/usr/bin/python
+"""Ansible module: this host's usable memory, CPUs and storage after cgroup limits."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: host_profile
+short_description: Inspect a host's usable memory, CPUs and storage for stacktune
+description:
+  - Reports memory and CPUs after cgroup v1/v2 limits (inside a container
+    /proc/meminfo shows the machine's RAM), the storage kind of the device
+    holding a path, the OS, and the PostgreSQL major version installed or
+    installable from the distribution.
+  - Read-only; runs in check mode. Shares its inspection code with
+    C(stacktune inspect).
+options:
+  data_path:
+    description: Path whose block device decides the storage kind (default the PostgreSQL data directory, else /).
+    type: str
+  storage:
+    description: Storage kind to report instead of detecting it.
+    type: str
+    choices: [hdd, ssd, nvme, san]
+author: stacktune
+"""
+
+EXAMPLES = r"""
+- name: Inspect the host
+  host_profile:
+    storage: ssd
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: C(stacktune_host_profile) with memory_bytes, cpus, storage, sources, os and postgresql_version.
+  returned: always
+  type: dict
+"""
+
+import glob
+import os
+import re
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.stacktune_inspect import InspectError, inspect_host
+
+
+def postgresql_version(module: AnsibleModule) -> int | None:
+    """Installed server major version, else the one the distribution's 'postgresql' depends on."""
+    installed = sorted(int(os.path.basename(os.path.dirname(os.path.dirname(path))))
+                       for path in glob.glob("/usr/lib/postgresql/*/bin/postgres")
+                       if os.path.basename(os.path.dirname(os.path.dirname(path))).isdigit())
+    if installed:
+        return installed[-1]
+    apt_cache = module.get_bin_path("apt-cache")
+    if apt_cache:
+        rc, out, _ = module.run_command([apt_cache, "show", "--no-all-versions", "postgresql"])
+        match = re.search(r"^Depends:.*\bpostgresql-(\d+)\b", out, re.MULTILINE) if rc == 0 else None
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "data_path": {"type": "str"},
+            "storage": {"type": "str", "choices": ["hdd", "ssd", "nvme", "san"]},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        profile = inspect_host(data_path=module.params["data_path"],
+                               storage_override=module.params["storage"])
+    except InspectError as error:
+        module.fail_json(msg=f"host inspection failed: {error}")
+    profile["postgresql_version"] = postgresql_version(module)
+    module.exit_json(changed=False, ansible_facts={"stacktune_host_profile": profile})
+
+
+if __name__ == "__main__":
+    main()
