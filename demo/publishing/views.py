@@ -1,0 +1,160 @@
+"""Views of the demo site: bounded query counts whatever the page size.
+
+Every list page costs the same few queries, on page 1 as on page 500: one
+COUNT for the paginator, one SELECT for the page (author joined in, bodies
+deferred), one prefetch of the page's categories and one grouped COUNT of the
+page's comments. (A correlated comment-count subquery in the page's SELECT
+would also run for every row that OFFSET skips.) The "popular categories"
+sidebar comes from the cache.
+"""
+
+from django.core.cache import cache
+from django.core.paginator import InvalidPage, Paginator
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.cache import cache_page
+from django.views.decorators.http import require_safe
+
+from .models import Article, Category, Comment
+
+PAGE_SIZE = 20
+LATEST_COMMENTS = 50
+POPULAR_CATEGORIES_KEY = "popular-categories"
+POPULAR_CATEGORIES_TIMEOUT = 300
+POPULAR_CATEGORIES_SHOWN = 10
+API_CACHE_SECONDS = 60
+
+
+def with_comment_counts(queryset):
+    """Annotate ``comment_count`` with a correlated subquery: for single articles."""
+    counts = (
+        Comment.objects.filter(article=OuterRef("pk"))
+        .order_by()
+        .values("article")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return queryset.annotate(
+        comment_count=Coalesce(Subquery(counts, output_field=IntegerField()), 0)
+    )
+
+
+def article_queryset():
+    """Articles for list pages: author joined, categories prefetched, no body."""
+    return (
+        Article.objects.select_related("author")
+        .prefetch_related("categories")
+        .defer("body", "author__bio")
+    )
+
+
+def page_of_articles(page):
+    """The page's articles as a list, each with ``comment_count`` (one grouped query)."""
+    articles = list(page.object_list)
+    if articles:
+        counts = dict(
+            Comment.objects.filter(article__in=[article.id for article in articles])
+            .order_by()
+            .values("article")
+            .annotate(n=Count("pk"))
+            .values_list("article", "n")
+        )
+        for article in articles:
+            article.comment_count = counts.get(article.id, 0)
+    return articles
+
+
+def popular_categories():
+    """Category names with article counts, from the cache (recomputed every 5 minutes)."""
+
+    def compute():
+        rows = (
+            Category.objects.annotate(article_count=Count("articles"))
+            .order_by("-article_count", "name")
+            .values("name", "slug", "article_count")
+        )
+        return list(rows[:POPULAR_CATEGORIES_SHOWN])
+
+    return cache.get_or_set(POPULAR_CATEGORIES_KEY, compute, POPULAR_CATEGORIES_TIMEOUT)
+
+
+@require_safe
+def article_list(request):
+    page = Paginator(article_queryset(), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "heading": "Latest articles",
+        "page": page,
+        "articles": page_of_articles(page),
+        "popular_categories": popular_categories(),
+    }
+    return render(request, "publishing/article_list.html", context)
+
+
+@require_safe
+def category_detail(request, slug):
+    category = get_object_or_404(Category, slug=slug)
+    articles = article_queryset().filter(categories=category)
+    page = Paginator(articles, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "heading": category.name,
+        "category": category,
+        "page": page,
+        "articles": page_of_articles(page),
+    }
+    return render(request, "publishing/article_list.html", context)
+
+
+@require_safe
+def article_detail(request, slug):
+    articles = with_comment_counts(
+        Article.objects.select_related("author").prefetch_related("categories")
+    )
+    article = get_object_or_404(articles, slug=slug)
+    comments = list(article.comments.order_by("-created_at", "-id")[:LATEST_COMMENTS])
+    context = {"article": article, "comments": comments}
+    return render(request, "publishing/article_detail.html", context)
+
+
+def _article_json(article):
+    return {
+        "id": article.id,
+        "title": article.title,
+        "slug": article.slug,
+        "author": {"name": article.author.name, "slug": article.author.slug},
+        "categories": [{"name": c.name, "slug": c.slug} for c in article.categories.all()],
+        "published_at": article.published_at,
+        "comment_count": article.comment_count,
+    }
+
+
+@cache_page(API_CACHE_SECONDS)
+@require_safe
+def api_articles(request):
+    """``/api/articles/?page=N``: one page of articles as JSON (404 past the last page)."""
+    paginator = Paginator(article_queryset(), PAGE_SIZE)
+    try:
+        page = paginator.page(request.GET.get("page") or 1)
+    except InvalidPage as exc:
+        return JsonResponse({"error": str(exc)}, status=404)
+    url = reverse("api-articles")
+    return JsonResponse(
+        {
+            "count": paginator.count,
+            "num_pages": paginator.num_pages,
+            "page": page.number,
+            "page_size": PAGE_SIZE,
+            "next": f"{url}?page={page.next_page_number()}" if page.has_next() else None,
+            "previous": (
+                f"{url}?page={page.previous_page_number()}" if page.has_previous() else None
+            ),
+            "results": [_article_json(article) for article in page_of_articles(page)],
+        }
+    )
+
+
+def healthz(request):
+    """Liveness: "ok" without touching the database (HealthCheckMiddleware answers first)."""
+    return HttpResponse("ok", content_type="text/plain")
