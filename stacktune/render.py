@@ -33,15 +33,20 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "postgresql_listen_addresses": "localhost",
     "pgbouncer_listen_addr": "127.0.0.1",
     "pgbouncer_auth_file": "/etc/pgbouncer/userlist.txt",
+    "pgbouncer_auth_hba_file": "/etc/pgbouncer/pgbouncer_hba.conf",
     "pgbouncer_admin_users": "stacktune_admin",
     "pgbouncer_stats_users": "stacktune_stats",
     "pgbouncer_databases": [{"name": "app", "host": "127.0.0.1", "port": 5432, "dbname": "app"}],
-    "redis_bind": "127.0.0.1",
+    "redis_bind": "127.0.0.1 -::1",
+    "redis_port": 6379,
+    "redis_aclfile": "/etc/redis/users.acl",
     "gunicorn_bind": "127.0.0.1:8000",
     "django_db_name": "app",
     "django_db_user": "app",
     "django_db_password": "<set by the django_settings role from Vault>",
     "django_db_host": "127.0.0.1",
+    "django_secret_key": "<set by the django_settings role from Vault>",
+    "django_allowed_hosts": ["localhost", "127.0.0.1"],
     "django_cache_location": "redis://app:<password>@127.0.0.1:6379/0",
 }
 
@@ -59,7 +64,24 @@ def pg_quote(value: object) -> str:
 
 def py(value: object) -> str:
     """A Python literal for a JSON value (True, None, {'min_size': 1})."""
-    return repr(value)
+    return repr(_plain(value))
+
+
+def _plain(value: object) -> object:
+    """Built-in types only: Ansible passes tagged str/dict subclasses whose repr differs."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def environment() -> jinja2.Environment:

@@ -289,7 +289,9 @@ def test_render_redis_and_sysctl(capsys, tmp_path):
     assert "maxmemory 442mb" in redis
     assert "maxmemory-policy allkeys-lru" in redis
     assert 'save ""' in redis
-    assert "bind 127.0.0.1" in redis
+    assert "bind 127.0.0.1 -::1" in redis           # loopback only; '-' = optional IPv6
+    assert "protected-mode yes" in redis
+    assert "aclfile /etc/redis/users.acl" in redis
     sysctl = files["sysctl.stacktune.conf"]
     assert "vm.overcommit_memory = 1" in sysctl.splitlines()
     assert "transparent_hugepage" not in sysctl      # not a sysctl; the role writes /sys

@@ -387,7 +387,9 @@ def test_pgbouncer_settings_from_the_chain():
     b = p.services["pgbouncer"]
     assert b["pool_mode"] == "transaction"
     assert b["listen_port"] == "6432"
-    assert b["auth_type"] == "scram-sha-256"
+    # hba: auth_hba_file admits only the app tier, each rule scram-sha-256.
+    assert b["auth_type"] == "hba"
+    assert "scram-sha-256" in p.reasons["pgbouncer.auth_type"]
     assert b["max_client_conn"] == "30"            # 5 workers x 2 threads x 2 + 10
     assert b["default_pool_size"] == "6"
     assert b["min_pool_size"] == "1"

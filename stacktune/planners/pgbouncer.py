@@ -13,7 +13,9 @@ def plan_pgbouncer(chain: ConnectionChain) -> Section:
     s.set("pool_mode", "transaction",
           "a server connection per transaction: many Django threads share few backends")
     s.set("listen_port", str(LISTEN_PORT), "PgBouncer's conventional port")
-    s.set("auth_type", "scram-sha-256", "SCRAM end to end; no md5, no plain text")
+    s.set("auth_type", "hba",
+          "rules in auth_hba_file, every one scram-sha-256: only the app tier may connect, "
+          "only with SCRAM (no md5, no plain text)")
     admin = chain.max_client_conn - chain.app_clients * RELOAD_OVERLAP_FACTOR
     s.set("max_client_conn", str(chain.max_client_conn),
           f"{chain.app_clients} app connections ({chain.client_source}) x "
