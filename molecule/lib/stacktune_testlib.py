@@ -43,8 +43,11 @@ def inventory_vars() -> dict:
     """The scenario's group_vars for all hosts, as molecule wrote them."""
     import yaml
 
-    path = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / "group_vars" / "all.yml"
-    return yaml.safe_load(path.read_text()) if path.exists() else {}
+    group_vars = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent / "group_vars"
+    for path in (group_vars / "all", group_vars / "all.yml"):
+        if path.exists():
+            return yaml.safe_load(path.read_text())
+    return {}
 
 
 def run_playbook(*args: str, playbook: str = "site.yml") -> subprocess.CompletedProcess:
@@ -67,3 +70,26 @@ def recap_is_clean(output: str) -> bool:
 
     recap = output[output.rindex("PLAY RECAP"):]
     return not re.search(r"changed=[1-9]", recap) and not re.search(r"failed=[1-9]", recap)
+
+
+def http_get(host, url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """GET from inside a container (no curl in minimal images): status and body, no redirects."""
+    script = (
+        "import sys, urllib.request, urllib.error\n"
+        "class NoRedirect(urllib.request.HTTPRedirectHandler):\n"
+        "    def redirect_request(self, *args): return None\n"
+        "opener = urllib.request.build_opener(NoRedirect)\n"
+        "request = urllib.request.Request(sys.argv[1], headers=dict(h.split(': ', 1) "
+        "for h in sys.argv[2:]))\n"
+        "try:\n"
+        "    response = opener.open(request, timeout=30)\n"
+        "    status, body = response.status, response.read()\n"
+        "except urllib.error.HTTPError as error:\n"
+        "    status, body = error.code, error.read()\n"
+        "print(status)\n"
+        "sys.stdout.write(body.decode('utf-8', 'replace'))\n"
+    )
+    args = [f"{name}: {value}" for name, value in (headers or {}).items()]
+    out = host.check_output("python3 -c %s %s" + " %s" * len(args), script, url, *args)
+    status, _, body = out.partition("\n")
+    return int(status), body
