@@ -1,11 +1,25 @@
 # stacktune: the two commands people need are `make demo` and `make test`.
-.PHONY: setup demo test unit lint molecule clean
+.PHONY: setup demo demo-down plan bench bench-quick test unit lint clean
 
 setup:
 	scripts/setup
 
 demo: setup
 	scripts/demo
+
+demo-down:
+	docker rm -f stacktune-demo
+
+# The plan for this machine, without deploying anything.
+plan: setup
+	scripts/stacktune plan
+
+# Benchmarks: defaults vs PGTune vs stacktune, interleaved (bench/README.md).
+bench: setup
+	scripts/bench
+
+bench-quick: setup
+	scripts/bench --quick
 
 test: setup
 	scripts/test

@@ -19,7 +19,7 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from stacktune.model import (  # noqa: E402
+from stacktune.model import (
     Host,
     HostProfile,
     PlanError,
@@ -27,9 +27,9 @@ from stacktune.model import (  # noqa: E402
     Storage,
     Workload,
 )
-from stacktune.plan import plan_stack  # noqa: E402
-from stacktune.render import MANAGED_HEADER  # noqa: E402
-from stacktune.units import UnitError, parse_human_size  # noqa: E402
+from stacktune.plan import plan_stack
+from stacktune.render import MANAGED_HEADER
+from stacktune.units import UnitError, parse_human_size
 
 DEFAULT_GROUPS = {"postgresql": "postgresql", "pgbouncer": "pgbouncer", "redis": "redis",
                   "gunicorn": "app"}

@@ -10,11 +10,11 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from stacktune.live import (  # noqa: E402
+from stacktune.live import (
     pending_restart_settings,
     pgbouncer_config_mismatches,
 )
-from stacktune.render import comment, pg_quote, py  # noqa: E402
+from stacktune.render import comment, pg_quote, py
 
 
 class FilterModule:

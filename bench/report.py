@@ -1,0 +1,309 @@
+"""results.json, results.md and results.png from the samples of a run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from bench.kit import STEPS, TITLES
+from bench.stats import ratio, ratio_text, spread_text, summarize, total
+
+COLORS = {"default": "#9e9e9e", "pgtune": "#4c72b0", "stacktune": "#dd8452"}
+FALLBACK_COLORS = ("#55a868", "#c44e52", "#8172b2", "#937860")
+
+ERRORS_NOTE = (
+    "Errors are counted, never skipped: `errors = failed transactions + aborted clients`. "
+    "pgbench 15 reports failed transactions (serialization/deadlock failures) in its summary. "
+    "A client whose connection is refused (max_connections, or PgBouncer's max_client_conn) "
+    "is aborted by pgbench: under `-C` it counts once and sends no more transactions; "
+    "the run goes on with the other clients, so the storm's tps is what the surviving "
+    "clients achieved. A run that produced no result counts all its clients as errors "
+    "and 0 tps. In the storms each transaction opens one connection, so the share given "
+    "is errors / (transactions + errors): the refused share of connection attempts."
+)
+
+
+def summarize_groups(samples: Sequence[Mapping], group: str, item: str, value: str,
+                     items: Sequence[str], baselines: Sequence[str] = ("default", "pgtune"),
+                     extra: Sequence[str] = ()) -> dict:
+    """{group: {item: {value: summary, errors, ...}, '_ratios': {...}}} over rounds.
+
+    ``_ratios`` holds, for each item, the ratio of its median ``value`` to each
+    baseline item's median ("stacktune/default").
+    """
+    out: dict = {}
+    groups = list(dict.fromkeys(s[group] for s in samples))
+    for name in groups:
+        rows = [s for s in samples if s[group] == name]
+        entry: dict = {}
+        for it in items:
+            mine = [s for s in rows if s[item] == it]
+            if not mine:
+                continue
+            entry[it] = {
+                value: summarize(s.get(value) for s in mine),
+                "errors": total([s.get("errors") for s in mine]),
+                "rounds": len(mine),
+                **{key: summarize(s.get(key) for s in mine) for key in extra},
+            }
+            if "clients" in mine[0]:
+                entry[it]["clients"] = sorted({s["clients"] for s in mine
+                                               if s.get("clients") is not None})
+                entry[it]["clients_total"] = total([s.get("clients") for s in mine])
+            if "transactions" in mine[0]:
+                entry[it]["transactions_total"] = total([s.get("transactions") for s in mine])
+        ratios = {}
+        for it in entry:
+            for base in baselines:
+                if base in entry and base != it:
+                    ratios[f"{it}/{base}"] = ratio(entry[it][value]["median"],
+                                                   entry[base][value]["median"])
+        entry["_ratios"] = ratios
+        out[name] = entry
+    return out
+
+
+def summarize_kit(samples: Sequence[Mapping]) -> dict:
+    out = {}
+    floor = None
+    for step in STEPS:
+        mine = [s for s in samples if s["step"] == step]
+        if mine:
+            out[step] = {"seconds": summarize(s["seconds"] for s in mine),
+                         "failures": sum(1 for s in mine if not s["ok"])}
+    if "facts" in out:
+        floor = out["facts"]["seconds"]["median"]
+    for entry in out.values():
+        entry["over_floor_s"] = (None if floor is None
+                                 else entry["seconds"]["median"] - floor)
+    return out
+
+
+# --- Markdown -----------------------------------------------------------------
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def pgbench_tables(results: Mapping) -> list[str]:
+    lines: list[str] = []
+    configs = [c["name"] for c in results["configs"]]
+    summary = results["summary"]["pgbench"]
+    for workload in results["workloads"]:
+        name = workload["name"]
+        if name not in summary:
+            continue
+        entry = summary[name]
+        lines += ["", f"### {workload['title']}", "",
+                  f"`{workload['command']}` — {workload['rounds']} round(s) of "
+                  f"{workload['duration']} s, warm-up excluded", ""]
+        rows = []
+        for config in configs:
+            if config not in entry:
+                continue
+            e = entry[config]
+            clients = ", ".join(str(c) for c in e.get("clients", [])) or "-"
+            errors = str(e["errors"])
+            if workload.get("storm") and e["errors"]:
+                attempts = e.get("transactions_total", 0) + e["errors"]
+                errors += f" ({100 * e['errors'] / attempts:.0f}% of connections)"
+            rows.append([
+                config, clients, _fmt(e["tps"]["median"]), spread_text(e["tps"], 1),
+                _fmt(e["latency_avg_ms"]["median"], 2), errors,
+                ratio_text(entry["_ratios"].get(f"{config}/default")),
+                ratio_text(entry["_ratios"].get(f"{config}/pgtune")),
+            ])
+        lines += _table(["configuration", "clients", "median tps", "spread (min-max)",
+                         "latency avg (ms)", "errors (all rounds)", "vs default",
+                         "vs pgtune"], rows, "lrrrrrrr")
+        st_d = entry["_ratios"].get("stacktune/default")
+        st_p = entry["_ratios"].get("stacktune/pgtune")
+        if st_d is not None or st_p is not None:
+            lines += ["", f"stacktune / default: **{ratio_text(st_d)}** · "
+                          f"stacktune / pgtune: **{ratio_text(st_p)}** (median tps)"]
+    return lines
+
+
+def http_tables(results: Mapping) -> list[str]:
+    summary = results["summary"].get("http")
+    if not summary:
+        return []
+    stacks = list(dict.fromkeys(s["stack"] for s in results["http"]))
+    lines = ["", "## The Django stack over HTTP (wrk)"]
+    for endpoint, entry in summary.items():
+        lines += ["", f"### {endpoint}", ""]
+        rows = []
+        for stack in stacks:
+            if stack not in entry:
+                continue
+            e = entry[stack]
+            rows.append([stack, _fmt(e["requests_per_s"]["median"]),
+                         spread_text(e["requests_per_s"], 1), _fmt(e["p50_ms"]["median"], 2),
+                         _fmt(e["p95_ms"]["median"], 2), _fmt(e["p99_ms"]["median"], 2),
+                         str(e["errors"]),
+                         ratio_text(entry["_ratios"].get(f"{stack}/default"))])
+        lines += _table(["stack", "median req/s", "spread (min-max)", "p50 ms", "p95 ms",
+                         "p99 ms", "errors (non-2xx + socket)", "vs default"], rows, "lrrrrrrr")
+    return lines
+
+
+def kit_table(results: Mapping) -> list[str]:
+    summary = results["summary"].get("kit")
+    if not summary:
+        return []
+    rows = []
+    for step, e in summary.items():
+        rows.append([TITLES[step], _fmt(e["seconds"]["median"]),
+                     spread_text(e["seconds"], 1), _fmt(e["over_floor_s"]),
+                     str(e["failures"])])
+    table = _table(["step", "median s", "spread (min-max)", "over the floor (s)",
+                    "failed runs"], rows, "lrrrr")
+    return ["", "## The kit (wall time)", "", *table]
+
+
+def settings_table(results: Mapping) -> list[str]:
+    configs = results["configs"]
+    names = sorted({n for c in configs for n in c.get("effective", {})})
+    if not names:
+        return []
+    rows = [[f"`{n}`", *[str(c.get("effective", {}).get(n, "-")) for c in configs]]
+            for n in names]
+    lines = ["", "## Settings in effect (SHOW, after restart)", ""]
+    lines += _table(["setting", *[c["name"] for c in configs]], rows, "l" * (1 + len(configs)))
+    dropped = {c["name"]: c["dropped"] for c in configs if c.get("dropped")}
+    if dropped:
+        lines += ["", "Dropped (unknown to this PostgreSQL): " + "; ".join(
+            f"{k}: {', '.join(v)}" for k, v in dropped.items())]
+    return lines
+
+
+def render_markdown(results: Mapping) -> str:
+    env = results["environment"]
+    orders = results.get("round_orders") or []
+    order_text = "; ".join(f"round {n}: {', '.join(o)}" for n, o in enumerate(orders, 1))
+    lines = [f"# stacktune benchmark — {env['timestamp_utc']}", "",
+             f"Mode: **{results['mode']}**, {results['rounds']} round(s), configurations "
+             f"interleaved ({order_text or 'one round'}).", ""]
+    if results.get("interrupted") or results.get("error"):
+        why = "interrupted" if results.get("interrupted") else f"error: {results['error']}"
+        lines += [f"**Partial results** ({why}): only the runs that finished are shown.", ""]
+    busy = [float(x) for key in ("load_average_start", "load_average_end")
+            for x in (env.get(key) or [])[:1]]
+    if busy and env.get("host_cpus") and max(busy) > env["host_cpus"]:
+        lines += [f"**Warning:** the machine was busy (1-minute load average up to "
+                  f"{max(busy):.1f} on {env['host_cpus']} CPUs): other processes shared "
+                  "its CPUs, so these numbers are noisy.", ""]
+    facts = [("CPU", env.get("cpu_model")), ("host CPUs / memory",
+             f"{env.get('host_cpus')} / {env.get('host_memory')}"),
+             ("container limits", env.get("container_limits")),
+             ("PostgreSQL", env.get("postgresql_version")),
+             ("pgbench", env.get("pgbench_version")), ("PgBouncer", env.get("pgbouncer_version")),
+             ("stacktune commit", env.get("stacktune_commit")),
+             ("load average (start → end)", env.get("load_average")),
+             ("wall time", env.get("wall_time"))]
+    lines += [f"- {k}: {v}" for k, v in facts if v]
+    if results.get("workloads"):
+        lines += ["", "## PostgreSQL (pgbench)"]
+        lines += pgbench_tables(results)
+        lines += ["", "**How errors are counted.** " + ERRORS_NOTE]
+        if results.get("notes"):
+            lines += ["", *[f"- {n}" for n in results["notes"]]]
+    lines += kit_table(results)
+    lines += http_tables(results)
+    lines += settings_table(results)
+    return "\n".join(lines) + "\n"
+
+
+# --- PNG ----------------------------------------------------------------------
+
+def _panels(results: Mapping) -> list[dict]:
+    """One panel per pgbench workload and per HTTP endpoint."""
+    panels = []
+    configs = [c["name"] for c in results.get("configs", [])]
+    for workload in results.get("workloads", []):
+        entry = results["summary"]["pgbench"].get(workload["name"])
+        if entry:
+            panels.append({"title": workload["short"], "ylabel": "tps", "entry": entry,
+                           "items": [c for c in configs if c in entry], "value": "tps"})
+    http = results["summary"].get("http") or {}
+    stacks = list(dict.fromkeys(s["stack"] for s in results.get("http", [])))
+    for endpoint, entry in http.items():
+        panels.append({"title": f"HTTP {endpoint}", "ylabel": "requests/s", "entry": entry,
+                       "items": [s for s in stacks if s in entry], "value": "requests_per_s"})
+    return panels
+
+
+def render_png(results: Mapping, path: Path) -> bool:
+    panels = _panels(results)
+    if not panels:
+        return False
+    try:
+        import matplotlib
+    except ImportError:  # results.json and results.md are written all the same
+        print("bench: matplotlib is not installed (scripts/setup installs it): no results.png",
+              file=sys.stderr)
+        return False
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 2 if len(panels) in (2, 4) else min(3, len(panels))
+    rows_n = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.9 * rows_n), squeeze=False)
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        items, entry, value = panel["items"], panel["entry"], panel["value"]
+        medians = [entry[i][value]["median"] or 0 for i in items]
+        low = [m - (entry[i][value]["min"] or 0) for m, i in zip(medians, items, strict=True)]
+        high = [(entry[i][value]["max"] or 0) - m for m, i in zip(medians, items, strict=True)]
+        colors = [COLORS.get(i, FALLBACK_COLORS[n % len(FALLBACK_COLORS)])
+                  for n, i in enumerate(items)]
+        x = range(len(items))
+        ax.bar(x, medians, color=colors, yerr=[low, high], capsize=5, width=0.65,
+               error_kw={"elinewidth": 1.2, "ecolor": "#333333"})
+        top = max([m + h for m, h in zip(medians, high, strict=True)] + [1])
+        for n, i in enumerate(items):
+            label = f"{medians[n]:,.0f}"
+            if entry[i]["errors"]:
+                label += f"\n{entry[i]['errors']:,} err"
+            ax.text(n, medians[n] + high[n] + top * 0.02, label, ha="center", va="bottom",
+                    fontsize=8)
+        ax.set_xticks(list(x), items)
+        ax.set_ylim(0, top * 1.28)
+        ax.set_title(panel["title"], fontsize=10)
+        ax.set_ylabel(panel["ylabel"])
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        ratios = entry.get("_ratios", {})
+        note = " · ".join(f"{k.split('/', 1)[1]} {ratio_text(v)}" for k, v in ratios.items()
+                          if k.startswith("stacktune/") and v is not None)
+        if note:
+            ax.set_xlabel(f"stacktune vs {note}", fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    env = results["environment"]
+    limits = f" — container {env['container_limits']}" if results.get("workloads") else ""
+    fig.suptitle(f"stacktune benchmark ({results['mode']}; median over rounds, bars min-max)"
+                 f"{limits}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_results(results: dict, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "results.json", "md": out_dir / "results.md",
+             "png": out_dir / "results.png"}
+    paths["json"].write_text(json.dumps(results, indent=2, sort_keys=False, default=str) + "\n")
+    paths["md"].write_text(render_markdown(results))
+    if not render_png(results, paths["png"]):
+        paths.pop("png")
+    return paths

@@ -1,0 +1,464 @@
+"""The benchmark harness (bench/): parsing, statistics, order, reports. No Docker."""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # bench/ is a folder of the checkout, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from bench import kit, report, wrk  # noqa: E402
+from bench.pgbench import Workload, known_settings, parse_pgbench, pgbench_args, render_conf  # noqa: E402
+from bench.progress import Progress, human  # noqa: E402
+from bench.run import FULL, QUICK, build_workloads, make_settings, parse_args, pgbouncer_ini  # noqa: E402
+from bench.schedule import interleave, round_orders  # noqa: E402
+from bench.stats import ratio, ratio_text, spread_text, summarize  # noqa: E402
+
+FIXTURES = ROOT / "bench" / "fixtures"
+
+
+def pgbench_fixture(name: str, clients: int | None = None, exit_code: int = 0) -> dict:
+    stdout = (FIXTURES / f"pgbench15-{name}.stdout").read_text()
+    stderr = (FIXTURES / f"pgbench15-{name}.stderr").read_text()
+    return parse_pgbench(stdout, stderr, clients=clients, exit_code=exit_code)
+
+
+# --- pgbench output -------------------------------------------------------------
+
+def test_parse_tpcb_run():
+    r = pgbench_fixture("tpcb")
+    assert r["completed"]
+    assert r["tps"] == pytest.approx(2356.356305)
+    assert r["transactions"] == 7041
+    assert r["failed_transactions"] == 0
+    assert r["latency_avg_ms"] == pytest.approx(1.685)
+    assert r["latency_stddev_ms"] == pytest.approx(0.742)
+    assert r["initial_connection_ms"] == pytest.approx(21.555)
+    assert (r["clients"], r["threads"], r["scale"], r["duration_s"]) == (4, 2, 2, 3)
+    assert r["server_version"] == "15.20 (Debian 15.20-0+deb12u1)"
+    assert r["progress_tps"] == [2219.8, 2595.1, 2222.0]
+    assert r["errors"] == 0 and r["aborted_clients"] == 0 and not r["run_aborted"]
+
+
+def test_parse_select_only_without_stddev():
+    r = pgbench_fixture("select")
+    assert r["tps"] == pytest.approx(26959.291704)
+    assert r["latency_stddev_ms"] is None  # pgbench prints it only with --progress/--rate
+    assert r["errors"] == 0
+
+
+def test_failed_transactions_are_errors():
+    r = pgbench_fixture("failed")  # serializable isolation: serialization failures
+    assert r["completed"]
+    assert r["failed_transactions"] == 6208
+    assert r["transactions"] == 1198
+    assert r["errors"] == 6208
+    assert r["progress_tps"][0] == pytest.approx(441.9)
+
+
+def test_storm_aborted_clients_are_errors():
+    r = pgbench_fixture("storm-direct", clients=400, exit_code=2)
+    assert r["completed"] and r["run_aborted"]
+    assert r["clients"] == 400
+    assert r["aborted_clients"] == 216
+    assert r["refused_connections"] == 216
+    assert r["errors"] == 216
+    assert r["tps"] == pytest.approx(48.849402)
+    assert r["average_connection_ms"] == pytest.approx(18.969)
+    assert r["exit_code"] == 2
+
+
+def test_storm_through_pgbouncer_refused_by_max_client_conn():
+    r = pgbench_fixture("storm-pgbouncer", clients=1000, exit_code=2)
+    assert r["aborted_clients"] == 574
+    assert r["errors"] == 574
+    assert r["tps"] == pytest.approx(264.079484)
+
+
+def test_run_without_result_counts_every_client():
+    r = pgbench_fixture("fatal", clients=400, exit_code=1)
+    assert not r["completed"]
+    assert r["tps"] == 0.0
+    assert r["errors"] == 400
+    assert "could not create connection for client 246" in r["error_message"]
+
+
+def test_aborted_clients_counted_once_each():
+    stderr = ("pgbench: error: client 3 aborted in command 1 (SQL) of script 0; x\n"
+              "pgbench: error: client 3 aborted while establishing connection\n"
+              "pgbench: error: client 5 aborted while establishing connection\n")
+    stdout = (FIXTURES / "pgbench15-tpcb.stdout").read_text()
+    assert parse_pgbench(stdout, stderr)["aborted_clients"] == 2
+
+
+def test_pgbench_args_storm_and_plain():
+    storm = Workload("storm-pgbouncer", "t", "bench_s1", port=6432, select_only=True,
+                     connect_per_transaction=True, no_vacuum=True)
+    assert storm.is_storm and storm.clients_for(21) == 210
+    args = pgbench_args(storm, clients=210, duration=5, progress=2)
+    assert args[:2] == ["pgbench", "--random-seed=42"]
+    assert args[-1] == "bench_s1"
+    for flag in ("-S", "-C", "-n", "--progress=2"):
+        assert flag in args
+    assert args[args.index("-p") + 1] == "6432"
+    assert args[args.index("-c") + 1] == "210" and args[args.index("-j") + 1] == "2"
+    plain = Workload("tpcb-s1", "t", "bench_s1", clients=16)
+    args = pgbench_args(plain, clients=plain.clients_for(100), duration=60)
+    assert args[args.index("-c") + 1] == "16" and args[args.index("-T") + 1] == "60"
+    assert "-S" not in args and "-C" not in args
+
+
+# --- conf.d writer ------------------------------------------------------------------
+
+def test_config_writer_quotes_every_value():
+    text = render_conf({"work_mem": "74MB", "max_connections": 21, "jit": False,
+                        "shared_preload_libraries": "pg_stat_statements,auto_explain",
+                        "pg_stat_statements.max": "10000",
+                        "log_line_prefix": "%m it's"}, label="stacktune")
+    lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+    assert lines == [
+        "jit = 'off'",
+        "log_line_prefix = '%m it''s'",
+        "max_connections = '21'",
+        "pg_stat_statements.max = '10000'",
+        "shared_preload_libraries = 'pg_stat_statements,auto_explain'",
+        "work_mem = '74MB'",
+    ]
+    assert render_conf({}, label="default").strip().splitlines()[0].startswith("#")
+    assert all(ln.startswith("#") for ln in render_conf({}).splitlines())
+
+
+def test_config_writer_rejects_bad_names_and_values():
+    with pytest.raises(ValueError):
+        render_conf({"work_mem = 1GB\nfsync": "off"})
+    with pytest.raises(ValueError):
+        render_conf({"work_mem": "1GB\nfsync = off"})
+    assert render_conf({"a": "C:\\x"}).splitlines()[-1] == "a = 'C:\\\\x'"
+
+
+def test_known_settings_drops_unknown_keeps_preloaded_extensions():
+    plan = {"shared_buffers": "1GB", "wal_compression": "lz4", "new_in_pg18": "on",
+            "shared_preload_libraries": "pg_stat_statements",
+            "pg_stat_statements.max": "10000", "auto_explain.log_min_duration": "1s"}
+    kept, dropped = known_settings(plan, {"shared_buffers", "wal_compression",
+                                          "shared_preload_libraries"})
+    assert set(kept) == {"shared_buffers", "wal_compression", "shared_preload_libraries",
+                         "pg_stat_statements.max"}
+    assert dropped == ["auto_explain.log_min_duration", "new_in_pg18"]
+
+
+def test_pgbouncer_ini_from_the_plan():
+    text, used = pgbouncer_ini({"pool_mode": "transaction", "auth_type": "hba",
+                                "default_pool_size": "6", "max_client_conn": "410"},
+                               ["bench_s1", "bench_s2"])
+    assert "bench_s2 = host=127.0.0.1 port=5432 dbname=bench_s2" in text
+    assert "pool_mode = transaction" in text and "max_client_conn = 410" in text
+    assert used["auth_type"] == "scram-sha-256"
+    assert "auth_file = /etc/pgbouncer/userlist.txt" in text
+
+
+# --- wrk ------------------------------------------------------------------------------
+
+def test_parse_wrk_ok():
+    r = wrk.parse_wrk((FIXTURES / "wrk-ok.txt").read_text())
+    assert not r["failed"]
+    assert r["requests"] == 2145
+    assert r["requests_per_s"] == pytest.approx(2145 / 2.099726)
+    assert r["p50_ms"] == pytest.approx(4.666)
+    assert r["p95_ms"] == pytest.approx(12.582)
+    assert r["p99_ms"] == pytest.approx(16.846)
+    assert r["errors"] == 0
+
+
+def test_parse_wrk_non2xx_and_socket_errors():
+    r = wrk.parse_wrk((FIXTURES / "wrk-errors.txt").read_text())
+    assert r["non2xx"] == 44
+    assert (r["errors_read"], r["errors_timeout"], r["errors_connect"]) == (30, 9, 0)
+    assert r["socket_errors"] == 39
+    assert r["errors"] == 83
+    assert r["p99_ms"] == pytest.approx(1.924)
+    r = wrk.parse_wrk((FIXTURES / "wrk-404.txt").read_text())
+    assert r["errors"] == r["requests"] == 2231
+
+
+def test_parse_wrk_text_report_without_lua_block():
+    text = (FIXTURES / "wrk-errors.txt").read_text().split("--- stacktune-bench ---")[0]
+    r = wrk.parse_wrk(text)
+    assert r["requests_per_s"] == pytest.approx(170.05)
+    assert r["requests"] == 511 and r["duration_s"] == pytest.approx(3.0)
+    assert r["p50_ms"] == pytest.approx(0.069) and r["p99_ms"] == pytest.approx(1.92)
+    assert r["p95_ms"] is None  # wrk --latency prints no p95
+    assert r["latency_avg_ms"] == pytest.approx(0.13509)
+    assert r["errors"] == 44 + 39
+
+
+def test_parse_wrk_that_could_not_run():
+    r = wrk.parse_wrk((FIXTURES / "wrk-refused.txt").read_text())
+    assert r["failed"] and r["requests_per_s"] == 0.0
+    assert "Connection refused" in r["error_message"]
+
+
+def test_run_wrk_for_real_against_a_local_server():
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt-get install -y wrk)")
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("X-Forwarded-Proto"))
+            body = b"[]" if self.path == "/api/" else b"missing"
+            self.send_response(200 if self.path == "/api/" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        ok = wrk.run_wrk(base + "/api/", duration=1, connections=2, threads=1)
+        bad = wrk.run_wrk(base + "/nope", duration=1, connections=2, threads=1)
+    finally:
+        server.shutdown()
+    assert not ok["failed"] and ok["requests"] > 0 and ok["errors"] == 0
+    assert ok["p95_ms"] is not None and ok["requests_per_s"] > 0
+    assert bad["non2xx"] == bad["requests"] > 0 and bad["errors"] >= bad["non2xx"]
+    assert set(seen) == {"https"}
+
+
+def test_wrk_units():
+    assert wrk.to_ms("69.00us") == pytest.approx(0.069)
+    assert wrk.to_ms("1.92s") == pytest.approx(1920)
+    assert wrk.to_ms("2.00m") == pytest.approx(120000)
+    with pytest.raises(ValueError):
+        wrk.to_ms("fast")
+
+
+def test_wrk_args_carry_the_header():
+    args = wrk.wrk_args("http://127.0.0.1:8000/items/", duration=10, connections=16)
+    assert args[args.index("-H") + 1] == "X-Forwarded-Proto: https"
+    assert "--latency" in args and args[-1] == "http://127.0.0.1:8000/items/"
+
+
+def test_http_phase_interleaves_stacks_and_runs_setup():
+    calls, shell = [], []
+
+    def runner(url, *, duration, **_):
+        calls.append((url, duration))
+        return {"requests_per_s": 100.0, "errors": 0}
+
+    config = {"stacks": [{"name": "default", "base_url": "http://a", "setup": "up a",
+                          "teardown": "down a"},
+                         {"name": "stacktune", "base_url": "http://b/"}],
+              "endpoints": [{"name": "list", "path": "/items/"},
+                            {"name": "json", "path": "/api/"}],
+              "duration": 3, "warmup": 1}
+    samples = wrk.run_http_phase(config, rounds=2, say=lambda _: None, runner=runner,
+                                 shell=shell.append)
+    assert [(s["round"], s["stack"], s["endpoint"]) for s in samples][:4] == [
+        (1, "default", "list"), (1, "default", "json"),
+        (1, "stacktune", "list"), (1, "stacktune", "json")]
+    assert len(samples) == 8
+    assert calls[:2] == [("http://a/items/", 1), ("http://a/items/", 3)]
+    assert calls[4][0] == "http://b/items/"
+    assert shell == ["up a", "down a", "up a", "down a"]
+
+
+# --- statistics, order, progress ---------------------------------------------------
+
+def test_summarize_median_spread_quartiles():
+    s = summarize([30.0, 10.0, 20.0])
+    assert (s["n"], s["median"], s["min"], s["max"]) == (3, 20.0, 10.0, 30.0)
+    assert (s["q1"], s["q3"], s["iqr"]) == (15.0, 25.0, 10.0)
+    assert summarize([5.0])["iqr"] == 0.0
+    assert summarize([None, 4.0, 2.0])["median"] == 3.0
+    assert summarize([])["median"] is None
+    assert spread_text(summarize([1000.0, 1234.5]), 1) == "1,000.0-1,234.5"
+    assert spread_text(summarize([7.0])) == "(1 round)"
+
+
+def test_ratio():
+    assert ratio(150.0, 100.0) == pytest.approx(1.5)
+    assert ratio(1.0, 0.0) is None and ratio(None, 1.0) is None
+    assert ratio_text(1.234) == "1.23x" and ratio_text(None) == "-"
+
+
+def test_interleaving_order():
+    steps = interleave(2, ["A", "B", "C"], ["w1", "w2"])
+    assert [s.config for s in steps if s.workload == "w1"] == ["A", "B", "C", "A", "B", "C"]
+    assert [(s.round, s.config, s.workload) for s in steps[:4]] == [
+        (1, "A", "w1"), (1, "A", "w2"), (1, "B", "w1"), (1, "B", "w2")]
+    assert [s.index for s in steps] == list(range(1, 13))
+    assert [s.first_of_config for s in steps[:4]] == [True, False, True, False]
+    with pytest.raises(ValueError):
+        interleave(0, ["A"], ["w"])
+
+
+def test_rotated_order_puts_each_configuration_first_once():
+    assert round_orders(3, ["A", "B", "C"], rotate=True) == [
+        ["A", "B", "C"], ["B", "C", "A"], ["C", "A", "B"]]
+    assert round_orders(2, ["A", "B", "C"]) == [["A", "B", "C"], ["A", "B", "C"]]
+    steps = interleave(4, ["A", "B", "C"], ["w"], rotate=True)
+    assert "".join(s.config for s in steps) == "ABCBCACABABC"
+
+
+def test_progress_line_estimates_time_left():
+    ticks = iter([0.0, 0.0, 100.0, 100.0])
+    stream = io.StringIO()
+    p = Progress(stream=stream, clock=lambda: next(ticks), overhead=5.0)
+    p.step(3, 27, "round 1 pgtune select-only", 60, remaining_planned=25 * 60,
+           remaining_steps=25)
+    assert "[3/27] round 1 pgtune select-only (60 s) — about 27 min left" in stream.getvalue()
+    assert human(45) == "45 s" and human(3 * 3600 + 120) == "3 h 02 min"
+
+
+def test_quick_and_full_workloads():
+    quick = make_settings(parse_args(["--quick"]))
+    assert [w.name for w in quick.workloads] == ["tpcb-s1", "select-s1", "storm-direct",
+                                                 "storm-pgbouncer"]
+    assert quick.rounds == QUICK["rounds"] == 1
+    assert (quick.plan_memory, quick.docker_memory, quick.plan_cpus) == ("4GiB", "4096m", "2")
+    full = make_settings(parse_args([]))
+    assert "tpcb-s2" in [w.name for w in full.workloads] and full.rounds == FULL["rounds"]
+    assert FULL["scale_s1"] * 15 > 128 and FULL["scale_s2"] * 15 > 4096
+    storm = next(w for w in build_workloads(full) if w.name == "storm-pgbouncer")
+    assert storm.port == 6432 and storm.clients_for(200) == 2000
+
+
+# --- kit hook -----------------------------------------------------------------------
+
+def test_kit_timing_with_trivial_commands():
+    commands = kit.kit_commands(converge="true", check="true", facts="true", reset="true")
+    assert commands["idempotent"] == "true"
+    samples = kit.time_kit(commands, rounds=2, say=lambda _: None)
+    assert [s["step"] for s in samples] == ["converge", "idempotent", "check", "facts"] * 2
+    assert all(s["ok"] and s["seconds"] >= 0 for s in samples)
+
+
+def test_kit_timing_clock_callables_and_failures():
+    ticks = iter([0.0, 12.0, 12.0, 14.0, 14.0, 15.0])
+
+    def boom():
+        raise RuntimeError("unreachable host")
+
+    samples = kit.time_kit({"converge": lambda: None, "idempotent": "exit 3", "facts": boom},
+                           clock=lambda: next(ticks), say=lambda _: None)
+    assert [s["seconds"] for s in samples] == [12.0, 2.0, 1.0]
+    assert [s["exit_code"] for s in samples] == [0, 3, 1]
+    assert "unreachable host" in samples[2]["error"]
+    summary = report.summarize_kit(samples)
+    assert summary["converge"]["over_floor_s"] == 11.0
+    assert summary["idempotent"]["failures"] == 1
+
+
+def test_kit_config_file(tmp_path):
+    path = tmp_path / "kit.json"
+    path.write_text(json.dumps({"converge": "a", "facts": "b", "rounds": 2}))
+    assert kit.load_kit_config(path)["rounds"] == 2
+    path.write_text(json.dumps({"converj": "a"}))
+    with pytest.raises(ValueError):
+        kit.load_kit_config(path)
+    example = Path(kit.__file__).with_name("kit.example.json")
+    assert set(kit.load_kit_config(example)) >= {"converge", "check", "facts"}
+
+
+# --- report ---------------------------------------------------------------------------
+
+def _sample(config, workload, rnd, tps, errors=0, clients=16):
+    return {"config": config, "workload": workload, "round": rnd, "tps": tps,
+            "latency_avg_ms": 1000 * clients / tps if tps else None,
+            "latency_stddev_ms": None, "errors": errors, "clients": clients,
+            "transactions": int(tps * 30)}
+
+
+def fake_results() -> dict:
+    samples = []
+    for rnd, factor in ((1, 1.0), (2, 1.1), (3, 0.9)):
+        samples += [_sample("default", "tpcb-s1", rnd, 1000 * factor),
+                    _sample("pgtune", "tpcb-s1", rnd, 1200 * factor),
+                    _sample("stacktune", "tpcb-s1", rnd, 1500 * factor),
+                    _sample("default", "storm-direct", rnd, 50, errors=600, clients=1000),
+                    _sample("pgtune", "storm-direct", rnd, 40, errors=1800, clients=2000),
+                    _sample("stacktune", "storm-direct", rnd, 60, errors=190, clients=210)]
+    results = {
+        "mode": "full", "rounds": 3, "samples": samples,
+        "round_orders": round_orders(3, ["default", "pgtune", "stacktune"], rotate=True),
+        "configs": [{"name": "default", "effective": {"shared_buffers": "128MB"}},
+                    {"name": "pgtune", "effective": {"shared_buffers": "1GB"}},
+                    {"name": "stacktune", "effective": {"shared_buffers": "913MB"},
+                     "dropped": ["x.y"]}],
+        "workloads": [{"name": "tpcb-s1", "title": "TPC-B-like, scale 50", "short": "TPC-B",
+                       "command": "pgbench -c 16", "duration": 60, "rounds": 3,
+                       "storm": False},
+                      {"name": "storm-direct", "title": "Storm", "short": "storm",
+                       "command": "pgbench -C", "duration": 30, "rounds": 3, "storm": True}],
+        "environment": {"timestamp_utc": "2026-01-01T00:00:00Z", "cpu_model": "Test CPU",
+                        "host_cpus": 2, "load_average_start": ["0.5", "1", "1"],
+                        "load_average_end": ["3.5", "2", "1"],
+                        "container_limits": "--memory 4096m --cpus 2"},
+        "kit": [{"step": "converge", "seconds": 60.0, "ok": True},
+                {"step": "facts", "seconds": 5.0, "ok": True}],
+        "http": [{"stack": st, "endpoint": "list page", "round": 1, "requests_per_s": rps,
+                  "p50_ms": 5.0, "p95_ms": 9.0, "p99_ms": 20.0, "errors": 0}
+                 for st, rps in (("default", 300.0), ("stacktune", 450.0))],
+    }
+    results["summary"] = {
+        "pgbench": report.summarize_groups(samples, "workload", "config", "tps",
+                                           ("default", "pgtune", "stacktune"),
+                                           extra=("latency_avg_ms",)),
+        "kit": report.summarize_kit(results["kit"]),
+        "http": report.summarize_groups(results["http"], "endpoint", "stack",
+                                        "requests_per_s", ("default", "stacktune"),
+                                        baselines=("default",),
+                                        extra=("p50_ms", "p95_ms", "p99_ms")),
+    }
+    return results
+
+
+def test_summary_ratios():
+    summary = fake_results()["summary"]["pgbench"]["tpcb-s1"]
+    assert summary["stacktune"]["tps"]["median"] == 1500.0
+    assert summary["stacktune"]["tps"]["min"] == pytest.approx(1350.0)
+    assert summary["_ratios"]["stacktune/default"] == pytest.approx(1.5)
+    assert summary["_ratios"]["stacktune/pgtune"] == pytest.approx(1.25)
+    storm = fake_results()["summary"]["pgbench"]["storm-direct"]
+    assert storm["pgtune"]["errors"] == 5400 and storm["pgtune"]["clients_total"] == 6000
+
+
+def test_markdown_rendering():
+    md = report.render_markdown(fake_results())
+    assert md.startswith("# stacktune benchmark — 2026-01-01T00:00:00Z")
+    assert "### TPC-B-like, scale 50" in md
+    assert ("| configuration | clients | median tps | spread (min-max) | latency avg (ms) "
+            "| errors (all rounds) | vs default | vs pgtune |") in md
+    assert "| stacktune | 16 | 1,500.0 | 1,350.0-1,650.0 |" in md
+    assert "stacktune / default: **1.50x** · stacktune / pgtune: **1.25x**" in md
+    # storm: 3 x 1200 transactions (one connection each) and 5400 refused connections
+    assert "| pgtune | 2000 | 40.0 | 40.0-40.0 | 50,000.00 | 5400 (60% of connections) |" in md
+    assert "round 2: pgtune, stacktune, default" in md
+    assert "**Warning:** the machine was busy" in md
+    assert "**How errors are counted.**" in md
+    assert "| facts-only play (floor) | 5.0 |" in md
+    assert "| stacktune | 450.0 |" in md and "1.50x" in md
+    assert "| `shared_buffers` | 128MB | 1GB | 913MB |" in md
+    assert "Dropped (unknown to this PostgreSQL): stacktune: x.y" in md
+
+
+def test_write_results(tmp_path):
+    pytest.importorskip("matplotlib")
+    paths = report.write_results(fake_results(), tmp_path / "out")
+    assert set(paths) == {"json", "md", "png"}
+    assert json.loads(paths["json"].read_text())["summary"]["pgbench"]["tpcb-s1"]
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
