@@ -1,4 +1,4 @@
-"""Filters the roles use to compare the plan with what a service reports. Logic lives in the engine."""
+"""Filters the roles use to compare the plan with what services report; logic is the engine's."""
 
 from __future__ import annotations
 

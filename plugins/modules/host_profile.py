@@ -15,7 +15,9 @@ description:
     C(stacktune inspect).
 options:
   data_path:
-    description: Path whose block device decides the storage kind (default the PostgreSQL data directory, else /).
+    description:
+      - Path whose block device decides the storage kind.
+      - Default the PostgreSQL data directory, else /.
     type: str
   storage:
     description: Storage kind to report instead of detecting it.
@@ -32,7 +34,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ansible_facts:
-  description: C(stacktune_host_profile) with memory_bytes, cpus, storage, sources, os and postgresql_version.
+  description: >-
+    C(stacktune_host_profile) with memory_bytes, cpus, storage, their sources, the OS
+    and postgresql_version.
   returned: always
   type: dict
 """
@@ -55,7 +59,8 @@ def postgresql_version(module: AnsibleModule) -> int | None:
     apt_cache = module.get_bin_path("apt-cache")
     if apt_cache:
         rc, out, _ = module.run_command([apt_cache, "show", "--no-all-versions", "postgresql"])
-        match = re.search(r"^Depends:.*\bpostgresql-(\d+)\b", out, re.MULTILINE) if rc == 0 else None
+        depends = r"^Depends:.*\bpostgresql-(\d+)\b"
+        match = re.search(depends, out, re.MULTILINE) if rc == 0 else None
         if match:
             return int(match.group(1))
     return None
