@@ -8,7 +8,7 @@ demo: setup
 	scripts/demo
 
 demo-down:
-	docker rm -f stacktune-demo
+	scripts/demo-container down
 
 # The plan for this machine, without deploying anything.
 plan: setup

@@ -15,7 +15,7 @@ without a reset command only one round is meaningful.
 
 Commands come from ``--converge-cmd/--check-cmd/--facts-cmd/--reset-cmd``
 (the idempotent step reuses the converge command unless ``--idempotent-cmd``
-is given) or from a JSON file (``--kit-config``, see bench/kit.example.json).
+is given) or from a JSON file (``--kit-config``, see bench/kit.json).
 """
 
 from __future__ import annotations

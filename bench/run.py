@@ -431,7 +431,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep-container", action="store_true", help="do not remove it at the end")
     p.add_argument("--skip-pgbench", action="store_true", help="only run the hooks below")
     g = p.add_argument_group("kit timing hook (shell commands run on this machine)")
-    g.add_argument("--kit-config", type=Path, help="JSON, see bench/kit.example.json")
+    g.add_argument("--kit-config", type=Path, help="JSON, e.g. bench/kit.json")
     g.add_argument("--converge-cmd", help="first converge of site.yml")
     g.add_argument("--idempotent-cmd", help="second converge (default: the converge command)")
     g.add_argument("--check-cmd", help="a --check run")

@@ -64,10 +64,10 @@ def pg_quote(value: object) -> str:
 
 def py(value: object) -> str:
     """A Python literal for a JSON value (True, None, {'min_size': 1})."""
-    return repr(_plain(value))
+    return repr(plain(value))
 
 
-def _plain(value: object) -> object:
+def plain(value: object) -> object:
     """Built-in types only: Ansible passes tagged str/dict subclasses whose repr differs."""
     if isinstance(value, bool) or value is None:
         return value
@@ -78,9 +78,9 @@ def _plain(value: object) -> object:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, dict):
-        return {_plain(k): _plain(v) for k, v in value.items()}
+        return {plain(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 

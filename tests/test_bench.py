@@ -370,7 +370,7 @@ def test_kit_config_file(tmp_path):
     path.write_text(json.dumps({"converj": "a"}))
     with pytest.raises(ValueError):
         kit.load_kit_config(path)
-    example = Path(kit.__file__).with_name("kit.example.json")
+    example = Path(kit.__file__).with_name("kit.json")
     assert set(kit.load_kit_config(example)) >= {"converge", "check", "facts"}
 
 

@@ -28,26 +28,11 @@ from stacktune.model import (
     Workload,
 )
 from stacktune.plan import plan_stack
-from stacktune.render import MANAGED_HEADER
+from stacktune.render import MANAGED_HEADER, plain
 from stacktune.units import UnitError, parse_human_size
 
 DEFAULT_GROUPS = {"postgresql": "postgresql", "pgbouncer": "pgbouncer", "redis": "redis",
                   "gunicorn": "app"}
-
-
-def _plain(value: object) -> object:
-    """Ansible's tagged strings and mappings, as plain Python data for the engine."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    return str(value)
 
 
 class ActionModule(ActionBase):
@@ -60,7 +45,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
-        args = _plain(self._task.args)
+        args = plain(self._task.args)
         try:
             inputs = self._inputs(args, task_vars)
             plan = plan_stack(inputs)
@@ -87,11 +72,11 @@ class ActionModule(ActionBase):
                                  if name in inventory_groups.get(group, []))
             if not services:
                 continue
-            facts = _plain(hostvars[name].get("stacktune_host_profile"))
+            facts = plain(hostvars[name].get("stacktune_host_profile"))
             if not isinstance(facts, dict):
                 raise PlanError(f"host {name!r} has no stacktune_host_profile fact; run the "
                                 "host_profile module on it first (role stacktune_plan does)")
-            pins = {key: _plain(hostvars[name].get(f"stacktune_{key}"))
+            pins = {key: plain(hostvars[name].get(f"stacktune_{key}"))
                     for key in ("memory", "cpus", "storage")}
             hosts.append(Host(name, self._profile(name, facts, pins), services))
         if not hosts:
