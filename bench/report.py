@@ -150,9 +150,10 @@ def http_tables(results: Mapping) -> list[str]:
                          spread_text(e["requests_per_s"], 1), _fmt(e["p50_ms"]["median"], 2),
                          _fmt(e["p95_ms"]["median"], 2), _fmt(e["p99_ms"]["median"], 2),
                          str(e["errors"]),
-                         ratio_text(entry["_ratios"].get(f"{stack}/default"))])
+                         ratio_text(entry["_ratios"].get(f"{stack}/{stacks[0]}"))])
         lines += _table(["stack", "median req/s", "spread (min-max)", "p50 ms", "p95 ms",
-                         "p99 ms", "errors (non-2xx + socket)", "vs default"], rows, "lrrrrrrr")
+                         "p99 ms", "errors (non-2xx + socket)", f"vs {stacks[0]}"], rows,
+                        "lrrrrrrr")
     return lines
 
 

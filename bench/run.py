@@ -2,7 +2,7 @@
 
     scripts/bench [--quick] [--out DIR] [--rounds N] ...
     scripts/bench --skip-pgbench --converge-cmd '...' --facts-cmd '...'
-    scripts/bench --skip-pgbench --http-config bench/http.example.json
+    scripts/bench --skip-pgbench --http-config bench/http.json
 
 The pgbench phase starts one systemd container limited to --memory/--cpus,
 installs PostgreSQL 15 and PgBouncer from Debian's archive in it, loads the
@@ -398,7 +398,8 @@ def finish(results: dict, s: Settings, started: float) -> None:
         stacks = list(dict.fromkeys(x["stack"] for x in results["http"]))
         summary["http"] = report.summarize_groups(
             results["http"], "endpoint", "stack", "requests_per_s", stacks,
-            baselines=("default",), extra=("p50_ms", "p95_ms", "p99_ms"))
+            # The first stack of the config is the baseline (the untuned one).
+            baselines=stacks[:1], extra=("p50_ms", "p95_ms", "p99_ms"))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -439,7 +440,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--reset-cmd", help="untimed, before each round: fresh hosts")
     g.add_argument("--kit-rounds", type=int, help="default: rounds if --reset-cmd, else 1")
     h = p.add_argument_group("HTTP hook")
-    h.add_argument("--http-config", type=Path, help="JSON, see bench/http.example.json")
+    h.add_argument("--http-config", type=Path, help="JSON, see bench/http.json")
     h.add_argument("--http-rounds", type=int, help="default: the rounds above")
     return p.parse_args(argv)
 

@@ -140,7 +140,7 @@ def run_http_phase(config: Mapping, *, rounds: int, say: Callable[[str], None] =
                    shell: Callable[[str], None] | None = None) -> list[dict]:
     """Interleaved wrk runs over the stacks and endpoints of ``config``.
 
-    ``config`` (JSON, see bench/http.example.json)::
+    ``config`` (JSON, see bench/http.json)::
 
         {"stacks": [{"name": "default", "base_url": "http://127.0.0.1:8001",
                      "setup": "shell command (optional)", "teardown": "..."}, ...],

@@ -120,6 +120,17 @@ def test_gunicorn_config_change_reloads_gracefully(host, setting):
     assert restored.returncode == 0, restored.stdout[-3000:]
 
 
+def test_redis_takes_a_new_maxmemory_live_without_a_restart(host):
+    pid = host.check_output("systemctl show -p MainPID --value redis-server")
+    changed = run_playbook(*extra_vars(stacktune_overrides={"redis": {"maxmemory": "128mb"}}))
+    assert changed.returncode == 0, changed.stdout[-3000:]
+    assert redis_cli(host, "CONFIG GET maxmemory").stdout.split()[1] == str(128 * 1024**2)
+    assert host.check_output("systemctl show -p MainPID --value redis-server") == pid
+    assert "maxmemory 128mb" in host.file("/etc/redis/redis.conf").content_string
+    restored = run_playbook()
+    assert restored.returncode == 0, restored.stdout[-3000:]
+
+
 def test_check_mode_on_the_converged_host_changes_nothing():
     result = run_playbook("--check", "--diff")
     assert result.returncode == 0, result.stdout[-3000:]
