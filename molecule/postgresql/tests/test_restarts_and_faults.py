@@ -19,8 +19,9 @@ def conf_path(plan):
     return CONF.format(version=plan.inputs.pg_version)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def back_to_the_plan():
+    """For tests that change the server: converge it back to the plan afterwards."""
     yield
     result = run_playbook(*extra_vars(postgresql_allow_restart=True))
     assert result.returncode == 0, result.stdout[-3000:]
@@ -49,7 +50,7 @@ def test_postgresql_check_keeps_a_bad_value_out_of_the_live_file(host, conf_path
     assert psql(host, "SELECT 1") == "1"
 
 
-def test_reload_only_change_keeps_the_postmaster(host):
+def test_reload_only_change_keeps_the_postmaster(host, back_to_the_plan):
     pid = postmaster_pid(host)
     override = {"postgresql": {"log_min_duration_statement": "750ms"}}
     result = run_playbook(*extra_vars(stacktune_overrides=override))
@@ -60,7 +61,8 @@ def test_reload_only_change_keeps_the_postmaster(host):
     assert "changed:" in reload_task.split("TASK [")[0]
 
 
-def test_restart_only_change_waits_then_restarts_once_keeping_data(host, profile):
+def test_restart_only_change_waits_then_restarts_once_keeping_data(host, profile,
+                                                                  back_to_the_plan):
     pid = postmaster_pid(host)
     before = show(host, "shared_buffers")
     overrides = {"postgresql": {"shared_buffers": "256MB"}}
