@@ -16,9 +16,11 @@ plan: setup
 
 # Benchmarks: defaults vs PGTune vs stacktune, interleaved (bench/README.md).
 bench: setup
-	scripts/bench
+	scripts/bench-prepare
+	scripts/bench --order rotate --kit-config bench/kit.json --http-config bench/http.json
 
 bench-quick: setup
+	scripts/container-harness bookworm
 	scripts/bench --quick
 
 test: setup
