@@ -123,7 +123,7 @@ def test_max_connections_override_above_the_pools_is_kept():
 def test_unpooled_max_connections_covers_every_app_client():
     c = chain(200, pooled=False)
     assert not c.pooled
-    assert c.max_connections == 200 + 10 + 3
+    assert c.max_connections == 200 * 2 + 10 + 3      # graceful reloads, like the pooled path
     assert c.active_backends == 200
     assert (c.max_client_conn, c.default_pool_size, c.max_db_connections) == (0, 0, 0)
 

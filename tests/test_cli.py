@@ -87,8 +87,8 @@ def test_plan_options_reach_the_engine(capsys):
     assert data["postgresql"]["io_method"] == "worker"
     assert data["postgresql"]["log_min_duration_statement"] == "100ms"
     assert data["django"]["CONN_MAX_AGE"] == 600
-    # 5 workers x 2 threads x 2 app hosts, direct, + 10 admin + 3 reserved.
-    assert data["postgresql"]["max_connections"] == "33"
+    # 5 workers x 2 threads x 2 app hosts, direct, x 2 for reloads + 10 admin + 3 reserved.
+    assert data["postgresql"]["max_connections"] == "53"
 
 
 def test_worker_rss_and_connections(capsys):
