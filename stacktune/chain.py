@@ -28,8 +28,12 @@ MIN_POOL_SIZE = 2
 # A graceful Gunicorn reload (HUP) starts new workers before old ones exit,
 # so for a moment the app tier holds twice its connections.
 RELOAD_OVERLAP_FACTOR = 2
-# psql sessions, monitoring agents, migrations and backups through PgBouncer.
+# psql sessions, admin/stats consoles, monitoring agents, health checks, migrations and
+# backups through PgBouncer.
 PGBOUNCER_ADMIN_CLIENTS = 10
+# Never fewer client slots than PgBouncer's own default: a slot costs a few kB, and
+# unauthenticated sockets hold one each until client_login_timeout.
+PGBOUNCER_MIN_CLIENT_CONN = 100
 # Direct (not pooled) connections for administration, monitoring and
 # replication, on top of the pools.
 ADMIN_CONNECTIONS = 10
@@ -51,6 +55,7 @@ class ConnectionChain:
     superuser_reserved_connections: int = SUPERUSER_RESERVED_CONNECTIONS
     admin_connections: int = ADMIN_CONNECTIONS
     max_connections: int = 0       # PostgreSQL
+    reload_overlap: int = 1        # direct path: app connections counted this many times
 
     @property
     def active_backends(self) -> int:
@@ -95,6 +100,8 @@ def connection_chain(
     db_cpus: float,
     storage: Storage,
     overrides: dict[str, int],
+    reload_overlap: bool = True,
+    pool_cap: int | None = None,
 ) -> ConnectionChain:
     """Size every tier of the chain; ``overrides`` holds integer overrides by 'service.setting'."""
     if clients < 1:
@@ -102,22 +109,28 @@ def connection_chain(
     reserved = overrides.get(
         "postgresql.superuser_reserved_connections", SUPERUSER_RESERVED_CONNECTIONS)
     if not pooled:
+        # Graceful Gunicorn reloads: old and new workers hold their connections at once,
+        # the same allowance PgBouncer's max_client_conn has on the pooled path (only
+        # when an app tier is planned: other clients do not reload that way).
+        overlap = RELOAD_OVERLAP_FACTOR if reload_overlap else 1
         max_connections = overrides.get(
-            "postgresql.max_connections", clients + ADMIN_CONNECTIONS + reserved)
+            "postgresql.max_connections", clients * overlap + ADMIN_CONNECTIONS + reserved)
         chain = ConnectionChain(
             app_clients=clients, client_source=client_source, pooled=False,
             superuser_reserved_connections=reserved, max_connections=max_connections,
+            reload_overlap=overlap,
         )
         _check_direct(chain)
         return chain
 
     pool = overrides.get("pgbouncer.default_pool_size", min(pool_size_for(db_cpus, storage),
-                                                            clients))
+                                                            clients, pool_cap or clients))
     reserve = overrides.get("pgbouncer.reserve_pool_size", max(1, math.ceil(pool / 4)))
     min_pool = overrides.get("pgbouncer.min_pool_size", max(1, pool // 4))
     max_db = overrides.get("pgbouncer.max_db_connections", pool + reserve)
     max_client = overrides.get(
-        "pgbouncer.max_client_conn", clients * RELOAD_OVERLAP_FACTOR + PGBOUNCER_ADMIN_CLIENTS)
+        "pgbouncer.max_client_conn",
+        max(clients * RELOAD_OVERLAP_FACTOR + PGBOUNCER_ADMIN_CLIENTS, PGBOUNCER_MIN_CLIENT_CONN))
     max_connections = overrides.get(
         "postgresql.max_connections", max_db + ADMIN_CONNECTIONS + reserved)
     chain = ConnectionChain(

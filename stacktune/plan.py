@@ -21,7 +21,19 @@ from stacktune.budget import (
     host_budget,
     os_reserve_bytes,
 )
-from stacktune.chain import DEFAULT_CLIENTS, ConnectionChain, app_clients, connection_chain
+from stacktune.chain import (
+    DEFAULT_CLIENTS,
+    MIN_POOL_SIZE,
+    ConnectionChain,
+    app_clients,
+    connection_chain,
+)
+from stacktune.memory_model import (
+    hash_mem_multiplier,
+    postgres_memory,
+    shared_memory_settings,
+    work_mem_factor,
+)
 from stacktune.model import (
     PLANNED_SECTIONS,
     SERVICES,
@@ -34,14 +46,21 @@ from stacktune.planners.django import plan_django
 from stacktune.planners.gunicorn import THREADS, plan_gunicorn
 from stacktune.planners.pgbouncer import plan_pgbouncer
 from stacktune.planners.postgresql import (
-    BACKEND_OVERHEAD_BYTES,
+    WORK_MEM_FLOOR,
+    WORK_MEM_MIN,
     PostgresFigures,
-    nr_hugepages,
     plan_postgresql,
+    query_concurrency,
+)
+from stacktune.planners.postgresql_app_role import (
+    APP_ROLE_SETTINGS,
+    plan_postgresql_app_role,
 )
 from stacktune.planners.redis import plan_redis
 from stacktune.planners.sysctl import plan_sysctl
 from stacktune.section import Section
+from stacktune.shared_memory import huge_pages_for, shared_memory_bytes
+from stacktune.timeout_chain import check_timeout_chain
 from stacktune.units import (
     format_redis_memory,
     human_bytes,
@@ -80,9 +99,11 @@ class Plan:
         placed = set(host_plan.host.services)
         if "gunicorn" in placed:
             placed.add("django")
+        if "postgresql" in placed:
+            placed.add("postgresql_app_role")
         view: dict[str, object] = {"host": self._host_dict(host_plan)}
         reasons: dict[str, str] = {}
-        for service in (*SERVICES, "django"):
+        for service in (*SERVICES, "postgresql_app_role", "django"):
             if service in placed and service in self.services:
                 view[service] = dict(self.services[service])
                 reasons.update({k: v for k, v in self.reasons.items()
@@ -169,6 +190,15 @@ class Overrides:
 def _normalise(service: str, name: str, value: object, pg_version: int) -> object:
     if service == "postgresql":
         return pg_params.validate_pg_value(name, str(value), pg_version)
+    if service == "postgresql_app_role":
+        if name not in APP_ROLE_SETTINGS:
+            raise catalogue.unknown_setting(service, name, APP_ROLE_SETTINGS)
+        try:
+            return pg_params.validate_pg_value(name, str(value), pg_version)
+        except PlanError as error:
+            # Same rules as the server-wide parameter; name the setting as the user wrote it.
+            raise PlanError(str(error).replace(f"postgresql.{name}", f"{service}.{name}", 1)
+                            ) from None
     return catalogue.normalise_setting(service, name, value)
 
 
@@ -244,16 +274,48 @@ def plan_stack(inputs: StackInputs) -> Plan:
     figures: PostgresFigures | None = None
     if pg_hosts:
         db = pg_hosts[0]
-        chain = connection_chain(clients=clients, client_source=source, pooled=pooled,
-                                 db_cpus=db.profile.cpus, storage=db.profile.storage,
-                                 overrides=overrides.integers())
         shared_override = overrides.get("postgresql", "shared_buffers")
-        sections["postgresql"], figures = plan_postgresql(
-            budget_bytes=budgets[db.name].postgresql_bytes, profile=db.profile,
-            workload=inputs.workload, version=inputs.pg_version, chain=chain,
-            shared_buffers_override=(parse_pg_memory(str(shared_override))
-                                     if shared_override is not None else None),
-        )
+        # No app tier and no --connections: the client count is the workload's usual
+        # figure, a guess; on the direct path it is capped at what the host runs with
+        # PostgreSQL's default 4MB work_mem instead of starving every query.
+        estimate = source.startswith("no app tier placed") and not pooled \
+            and "postgresql.max_connections" not in overrides.integers()
+        # PgBouncer's pool follows the CPUs; on a host with many CPUs and little memory
+        # it is capped at what the memory model holds.
+        pool_fixed = not pooled or bool({"pgbouncer.default_pool_size",
+                                          "pgbouncer.max_db_connections",
+                                          "postgresql.max_connections"}
+                                         & set(overrides.integers()))
+        pool_cap: int | None = None
+        while True:
+            chain = connection_chain(clients=clients, client_source=source, pooled=pooled,
+                                     db_cpus=db.profile.cpus, storage=db.profile.storage,
+                                     overrides=overrides.integers(),
+                                     reload_overlap=bool(app_hosts), pool_cap=pool_cap)
+            planned_warnings: list[str] = []
+            sections["postgresql"], figures = plan_postgresql(
+                budget_bytes=budgets[db.name].postgresql_bytes, profile=db.profile,
+                workload=inputs.workload, version=inputs.pg_version, chain=chain,
+                shared_buffers_override=(parse_pg_memory(str(shared_override))
+                                         if shared_override is not None else None),
+                warnings=planned_warnings, clients_are_estimate=estimate,
+                adjustable=not pool_fixed and chain.default_pool_size > MIN_POOL_SIZE,
+            )
+            if (not pool_fixed and figures.query_bytes_per_process < WORK_MEM_MIN
+                    and chain.default_pool_size > MIN_POOL_SIZE):
+                pool_cap = max(MIN_POOL_SIZE, chain.default_pool_size * 4 // 5)
+                continue
+            if not estimate or figures.work_mem_bytes >= WORK_MEM_FLOOR or clients <= 1:
+                break
+            clients = max(1, clients * 9 // 10)
+            source = (f"no app tier placed: the {inputs.workload.value} default of "
+                      f"{DEFAULT_CLIENTS[inputs.workload]}, capped at {clients} so that "
+                      "PostgreSQL's budget holds 4MB work_mem per query (set --connections "
+                      "or place PgBouncer)")
+        warnings.extend(planned_warnings)
+        if estimate and clients < DEFAULT_CLIENTS[inputs.workload]:
+            warnings.append(f"postgresql.max_connections: {source}")
+        sections["postgresql_app_role"] = plan_postgresql_app_role()
         if pooled:
             sections["pgbouncer"] = plan_pgbouncer(chain)
     redis_hosts = inputs.hosts_running("redis")
@@ -277,7 +339,9 @@ def plan_stack(inputs: StackInputs) -> Plan:
     huge_pages = "postgresql" in sections and sections["postgresql"].values.get(
         "huge_pages") in ("on", "try")
     for host in inputs.hosts:
-        pages = (nr_hugepages(figures.shared_buffers_bytes, figures.wal_buffers_bytes)
+        pages = (huge_pages_for(shared_memory_bytes(
+                     shared_memory_settings(sections["postgresql"].values, inputs.pg_version),
+                     inputs.pg_version))
                  if figures and huge_pages and "postgresql" in host.services else None)
         sysctl = plan_sysctl(host.services, pages)
         overrides.apply(sysctl)
@@ -357,6 +421,7 @@ def check_invariants(plan: Plan) -> None:
             plan.warnings.append(
                 f"pgbouncer.max_client_conn = {bouncer['max_client_conn']} may need "
                 f"{human_bytes(needed)}, more than PgBouncer's budget")
+    check_timeout_chain(plan.services)
     django = plan.services.get("django")
     if django is not None:
         if (bouncer is not None and bouncer["pool_mode"] == "transaction"
@@ -385,17 +450,10 @@ def check_invariants(plan: Plan) -> None:
 
 def _check_postgresql_memory(pg: dict[str, object], figures: PostgresFigures,
                              chain: ConnectionChain, version: int, warnings: list[str]) -> None:
-    """shared_buffers + one work_mem per query process + autovacuum + idle backends <= budget."""
-    def size(name: str) -> int:
-        return int(pg_params.value_in_base_units(name, str(pg[name]), version)
-                   * _unit_bytes(name, version))
-
+    """The memory model (stacktune.memory_model) of the final values fits the budget."""
     budget = figures.budget_bytes
-    shared = size("shared_buffers")
-    work_mem = size("work_mem")
-    av_mem = size("autovacuum_work_mem")
-    av_workers = int(str(pg["autovacuum_max_workers"]))
-    max_connections = int(str(pg["max_connections"]))
+    shared = pg_params.value_in_base_units("shared_buffers", str(pg["shared_buffers"]),
+                                           version) * 8192
     if shared >= budget:
         raise PlanError(
             f"postgresql.shared_buffers = {pg['shared_buffers']} is not below PostgreSQL's "
@@ -404,17 +462,32 @@ def _check_postgresql_memory(pg: dict[str, object], figures: PostgresFigures,
     if shared > budget * SHARED_BUFFERS_WARN_FRACTION:
         warnings.append(f"postgresql.shared_buffers = {pg['shared_buffers']} is over 40% of "
                         f"PostgreSQL's {human_bytes(budget)} budget; the page cache shrinks")
-    fixed = shared + av_workers * av_mem + max_connections * BACKEND_OVERHEAD_BYTES
-    need = fixed + figures.concurrency * work_mem
-    if need > budget:
-        room = max(budget - fixed, 0) // max(figures.concurrency, 1)
+    concurrency = query_concurrency(chain, int(str(pg["max_parallel_workers"])),
+                                    int(str(pg["max_parallel_workers_per_gather"])))
+    memory = postgres_memory(pg, version, concurrency)
+    if memory.total_bytes <= budget:
+        return
+    factor = work_mem_factor(hash_mem_multiplier(pg, version))
+    room = max(budget - memory.fixed_bytes(), 0) // max(int(concurrency * factor), 1)
+    if room >= WORK_MEM_MIN:
         raise PlanError(
-            f"postgresql.work_mem = {pg['work_mem']} x {figures.concurrency} query processes "
-            f"+ shared_buffers + autovacuum + backends needs {human_bytes(need)}, more than "
-            f"PostgreSQL's {human_bytes(budget)} budget; use at most {human_bytes(room)} or "
-            "fewer connections")
-
-
-def _unit_bytes(name: str, version: int) -> int:
-    unit = pg_params.param_for(name, version).unit
-    return {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024 * 1024}.get(unit or "B", 1)
+            f"postgresql.work_mem = {pg['work_mem']} x {concurrency} query processes x "
+            f"(2 sorts + 1 hash x hash_mem_multiplier) + shared memory, backends and "
+            f"maintenance needs {human_bytes(memory.total_bytes)}, more than PostgreSQL's "
+            f"{human_bytes(budget)} budget; use at most {human_bytes(room)} or fewer "
+            "connections")
+    parts = {
+        "shared memory (shared_buffers, wal_buffers, lock tables sized by "
+        "max_locks_per_transaction, max_pred_locks_per_transaction and "
+        "max_prepared_transactions)": memory.shared_bytes,
+        f"{pg['max_connections']} connections + {pg['max_worker_processes']} worker processes "
+        "at 2MB each (max_connections, max_worker_processes)": memory.backends_bytes,
+        "maintenance (autovacuum_max_workers x autovacuum_work_mem + maintenance_work_mem)":
+            memory.maintenance_bytes,
+    }
+    cause, cause_bytes = max(parts.items(), key=lambda item: item[1])
+    raise PlanError(
+        f"PostgreSQL needs {human_bytes(memory.fixed_bytes())} before any query runs, leaving "
+        f"no work_mem for {concurrency} query processes in its {human_bytes(budget)} budget; "
+        f"the largest part is {cause}: {human_bytes(cause_bytes)}. Lower those settings or "
+        "give PostgreSQL more memory")

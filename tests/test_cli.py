@@ -43,8 +43,8 @@ def plan_json(capsys, *argv: str) -> dict:
 
 def test_plan_json_is_one_object_with_every_section(capsys):
     data = plan_json(capsys)
-    assert set(data) == {"host", "postgresql", "pgbouncer", "redis", "gunicorn", "django",
-                         "sysctl", "reasons", "warnings"}
+    assert set(data) == {"host", "postgresql", "postgresql_app_role", "pgbouncer", "redis",
+                         "gunicorn", "django", "sysctl", "reasons", "warnings"}
     for section in STRING_SECTIONS:
         assert data[section], section
         assert all(isinstance(v, str) for v in data[section].values()), section
@@ -75,7 +75,8 @@ def test_plan_json_matches_the_engine(capsys):
 
 def test_services_not_placed_are_absent(capsys):
     data = plan_json(capsys, "--services", "postgresql,pgbouncer")
-    assert set(data) == {"host", "postgresql", "pgbouncer", "sysctl", "reasons", "warnings"}
+    assert set(data) == {"host", "postgresql", "postgresql_app_role", "pgbouncer", "sysctl",
+                         "reasons", "warnings"}
     assert not any(k.startswith(("redis.", "gunicorn.", "django.")) for k in data["reasons"])
     assert data["host"]["services"] == ["pgbouncer", "postgresql"]
 
@@ -86,8 +87,8 @@ def test_plan_options_reach_the_engine(capsys):
     assert data["postgresql"]["io_method"] == "worker"
     assert data["postgresql"]["log_min_duration_statement"] == "100ms"
     assert data["django"]["CONN_MAX_AGE"] == 600
-    # 5 workers x 2 threads x 2 app hosts, direct, + 10 admin + 3 reserved.
-    assert data["postgresql"]["max_connections"] == "33"
+    # 5 workers x 2 threads x 2 app hosts, direct, x 2 for reloads + 10 admin + 3 reserved.
+    assert data["postgresql"]["max_connections"] == "53"
 
 
 def test_worker_rss_and_connections(capsys):
@@ -278,7 +279,7 @@ def test_render_pgbouncer_ini_parses(capsys, tmp_path):
     assert ini["databases"]["app"] == "host=127.0.0.1 port=5432 dbname=app"
     bouncer = ini["pgbouncer"]
     assert bouncer["pool_mode"] == "transaction"
-    assert bouncer["max_client_conn"] == "30"
+    assert bouncer["max_client_conn"] == "100"
     assert bouncer["default_pool_size"] == "6"
     assert bouncer["listen_addr"] == "127.0.0.1"
 

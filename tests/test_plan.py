@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from stacktune.memory_model import postgres_memory, shared_memory_settings
 from stacktune.model import (
     SUPPORTED_PG_VERSIONS,
     Host,
@@ -20,6 +21,7 @@ from stacktune.model import (
 )
 from stacktune.pgtune import PgTuneInputs, pgtune_settings
 from stacktune.plan import Plan, plan_stack
+from stacktune.shared_memory import shared_memory_bytes
 from stacktune.units import GiB, KiB, MiB, format_pg_memory, parse_pg_memory, parse_redis_memory
 
 ALL = ("postgresql", "pgbouncer", "redis", "gunicorn")
@@ -115,13 +117,13 @@ def test_autovacuum_work_mem_has_a_16mb_floor_within_maintenance_work_mem():
 
 
 def _expected_work_mem(p: Plan, divisor: int = 1, cap: int = 256 * MiB) -> int:
+    """The memory model's room, per query process: 2 sorts + 1 hash x hash_mem_multiplier."""
     figures = p.postgres
     assert figures is not None
-    free = (pg_budget(p) - figures.shared_buffers_bytes
-            - figures.autovacuum_max_workers * figures.autovacuum_work_mem_bytes
-            - int(pg(p, "max_connections")) * 2 * MiB)
-    per_node = free / (figures.concurrency * 3) / divisor
-    return min(mib_floor(max(per_node, 4 * MiB)), cap)
+    pg_values = p.services["postgresql"]
+    fixed = postgres_memory(pg_values, p.inputs.pg_version, 0).fixed_bytes()
+    per_process = (pg_budget(p) - fixed) / figures.concurrency / (2 + 1 * 2.0)
+    return min(mib_floor(max(per_process / divisor, min(4 * MiB, per_process))), cap)
 
 
 def test_work_mem_uses_pooled_concurrency():
@@ -135,9 +137,9 @@ def test_work_mem_uses_pooled_concurrency():
 
 def test_work_mem_is_much_larger_with_pgbouncer_on_the_same_4gib_host():
     pooled = plan(("postgresql", "pgbouncer"), memory=4 * GiB, cpus=2)
-    direct = plan(("postgresql",), memory=4 * GiB, cpus=2)
-    assert direct.postgres.concurrency == 200 + 2        # the web default of 200 clients
-    assert pg(direct, "work_mem") == "4MB"
+    direct = plan(("postgresql",), memory=4 * GiB, cpus=2, connections=200)
+    assert direct.postgres.concurrency == 200 + 2
+    assert pg(direct, "work_mem") == "1MB"               # warned, see below
     assert pg_bytes(pooled, "work_mem") >= 10 * pg_bytes(direct, "work_mem")
     assert int(pg(pooled, "max_connections")) < int(pg(direct, "max_connections")) / 5
 
@@ -156,16 +158,34 @@ def test_work_mem_halved_for_mixed_and_dw(workload):
     assert pg_bytes(p, "work_mem") == _expected_work_mem(p, divisor=2, cap=512 * MiB)
 
 
-def test_work_mem_goes_below_4mb_only_when_4mb_per_process_cannot_fit():
+def test_small_dedicated_host_with_direct_connections_names_the_real_cause():
+    """Issue 10 item 5: not work_mem 132kB, not 'use at most 0 KiB': the backends are the cause."""
+    with pytest.raises(PlanError) as caught:
+        plan(("postgresql", "gunicorn"), memory=2 * GiB, cpus=2, workload=Workload.OLTP,
+             connections=300)
+    message = str(caught.value)
+    assert message.startswith("300 direct connections (--connections 300")
+    assert "613 backends (x2 for graceful reloads + admin)" in message
+    assert "Place PgBouncer" in message
+    assert "0 KiB" not in message and not message.startswith("postgresql.work_mem")
+
+
+def test_a_guessed_client_count_is_capped_to_what_a_small_host_runs():
+    """No app tier, no --connections: the workload's 300 is a guess, capped with a warning."""
     p = plan(("postgresql",), memory=2 * GiB, cpus=2, workload=Workload.OLTP)
+    assert pg(p, "work_mem") == "4MB"
+    assert p.chain.app_clients < 300
+    assert "capped at" in p.reasons["postgresql.max_connections"]
+    assert any("capped at" in w for w in p.warnings)
+
+
+def test_work_mem_below_4mb_on_the_direct_path_warns_with_the_cause():
+    p = plan(("postgresql",), memory=4 * GiB, cpus=2, connections=200)
     work_mem = pg_bytes(p, "work_mem")
-    assert 64 * KiB <= work_mem < 4 * MiB
-    assert "place PgBouncer" in p.reasons["postgresql.work_mem"]
-    figures = p.postgres
-    used = (figures.shared_buffers_bytes
-            + figures.autovacuum_max_workers * figures.autovacuum_work_mem_bytes
-            + int(pg(p, "max_connections")) * 2 * MiB + figures.concurrency * work_mem)
-    assert used <= pg_budget(p)
+    assert 256 * KiB <= work_mem < 4 * MiB
+    assert any("direct connections" in w and "Place PgBouncer" in w for w in p.warnings)
+    memory = postgres_memory(p.services["postgresql"], 15, p.postgres.concurrency)
+    assert memory.total_bytes <= pg_budget(p)
 
 
 @pytest.mark.parametrize("memory", [4 * GiB, 64 * GiB])
@@ -195,8 +215,11 @@ def test_huge_pages_and_nr_hugepages_from_2gb_shared_buffers():
     assert shared >= 2 * GiB
     assert pg(p, "huge_pages") == "try"
     wal = pg_bytes(p, "wal_buffers")
-    expected = math.ceil((shared + wal + 64 * MiB) / (2 * MiB))
-    assert p.hosts["h"].sysctl["vm.nr_hugepages"] == str(expected)
+    # The whole segment PostgreSQL sizes (tests/test_shared_memory.py checks the model
+    # against measured servers), not shared_buffers + wal_buffers + a fixed 64MB.
+    segment = shared_memory_bytes(shared_memory_settings(p.services["postgresql"], 15), 15)
+    assert segment > shared + wal
+    assert p.hosts["h"].sysctl["vm.nr_hugepages"] == str(math.ceil(segment / (2 * MiB)))
 
 
 def test_huge_pages_boundary_at_2gb():
@@ -220,8 +243,9 @@ def test_huge_pages_on_override_reserves_huge_pages_on_a_small_host():
     p = plan(("postgresql",), memory=4 * GiB, overrides={"postgresql": {"huge_pages": "on"}})
     shared = pg_bytes(p, "shared_buffers")
     assert pg(p, "huge_pages") == "on"
-    assert int(p.hosts["h"].sysctl["vm.nr_hugepages"]) == math.ceil(
-        (shared + 16 * MiB + 64 * MiB) / (2 * MiB))
+    segment = shared_memory_bytes(shared_memory_settings(p.services["postgresql"], 15), 15)
+    assert segment > shared
+    assert int(p.hosts["h"].sysctl["vm.nr_hugepages"]) == math.ceil(segment / (2 * MiB))
 
 
 # --- PostgreSQL: version gating ----------------------------------------------------------------
@@ -390,12 +414,12 @@ def test_pgbouncer_settings_from_the_chain():
     # hba: auth_hba_file admits only the app tier, each rule scram-sha-256.
     assert b["auth_type"] == "hba"
     assert "scram-sha-256" in p.reasons["pgbouncer.auth_type"]
-    assert b["max_client_conn"] == "30"            # 5 workers x 2 threads x 2 + 10
+    assert b["max_client_conn"] == "100"           # 5 x 2 threads x 2 + 10 = 30, floor 100
     assert b["default_pool_size"] == "6"
     assert b["min_pool_size"] == "1"
     assert b["reserve_pool_size"] == "2"
     assert b["max_db_connections"] == "8"
-    assert b["query_wait_timeout"] == "30"
+    assert b["query_wait_timeout"] == "10"
     assert "10 app connections (5 workers x 2 threads x 1 app host(s)) x 2" in \
         p.reasons["pgbouncer.max_client_conn"]
     assert all(isinstance(v, str) for v in b.values())
@@ -598,7 +622,7 @@ def test_gunicorn_overrides_reach_the_chain_and_django():
     assert p.services["gunicorn"]["workers"] == "3"
     assert p.chain.app_clients == 12
     assert p.services["django"]["DATABASE_POOL"]["max_size"] == 4
-    assert pg(p, "max_connections") == str(12 + 10 + 3)
+    assert pg(p, "max_connections") == str(12 * 2 + 10 + 3)   # x2 for graceful reloads
 
 
 @pytest.mark.parametrize("name", ["workers", "threads"])
@@ -758,9 +782,9 @@ def test_non_positive_resources():
 
 
 def test_expected_connections_above_the_app_tier_are_planned_for():
-    p = plan(("postgresql", "gunicorn"), connections=500)
+    p = plan(("postgresql", "gunicorn"), connections=500, memory=16 * GiB)
     assert p.chain.app_clients == 500
-    assert pg(p, "max_connections") == "513"
+    assert pg(p, "max_connections") == "1013"          # x2 for graceful reloads + 13
 
 
 def test_expected_connections_below_the_app_tier_warn():
@@ -772,15 +796,22 @@ def test_expected_connections_below_the_app_tier_warn():
 def test_expected_connections_without_an_app_tier():
     p = plan(("postgresql", "pgbouncer"), connections=40)
     assert p.chain.app_clients == 40
-    assert p.services["pgbouncer"]["max_client_conn"] == "90"
+    assert p.services["pgbouncer"]["max_client_conn"] == "100"   # 40 x 2 + 10, floor 100
 
 
 @pytest.mark.parametrize(("workload", "clients"), [(Workload.WEB, 200), (Workload.OLTP, 300),
                                                    (Workload.DW, 40), (Workload.MIXED, 100)])
 def test_workload_default_clients_without_an_app_tier(workload, clients):
-    p = plan(("postgresql",), memory=8 * GiB, workload=workload)
+    p = plan(("postgresql",), memory=16 * GiB, workload=workload)
     assert p.chain.app_clients == clients
-    assert pg(p, "max_connections") == str(clients + 13)
+    assert pg(p, "max_connections") == str(clients + 13)   # no Gunicorn reloads to allow for
+
+
+def test_direct_connections_beyond_the_cpus_warn():
+    """Issue 10 item 5: 8 app hosts on 96 CPUs opened 3101 direct connections silently."""
+    p = plan(("postgresql", "gunicorn"), memory=512 * GiB, cpus=96, app_hosts=7)
+    assert p.chain.app_clients > 4 * (2 * 96 + 2)
+    assert any("direct connections" in w and "place PgBouncer" in w for w in p.warnings)
 
 
 def test_container_hosts_get_a_kernel_warning():
@@ -802,7 +833,10 @@ def test_dedicated_4gib_host_is_close_to_pgtune():
         assert relative_gap(ours, theirs) <= 0.15, (name, pg(p, name), tune[name])
     ours, theirs = pg_bytes(p, "work_mem"), parse_pg_memory(tune["work_mem"])
     assert theirs / 2 <= ours <= theirs * 2, (pg(p, "work_mem"), tune["work_mem"])
-    assert pg(p, "max_connections") == "213"           # PGTune's 200 + admin + reserved
+    # PGTune's 200 connections do not fit 4MB work_mem under the memory model (2MB per
+    # backend, 2 sorts + 1 hash per query): the guessed 200 is capped, with a warning.
+    assert 100 < p.chain.app_clients < 200
+    assert any("the web default of 200, capped at" in w for w in p.warnings)
 
 
 def test_all_four_on_4gib_fit_and_pool_into_more_work_mem():
@@ -841,7 +875,7 @@ def test_multi_host_gunicorn_is_sized_for_the_smaller_app_host():
 def test_multi_host_chain_covers_both_app_hosts():
     p = three_tier()
     assert p.chain.app_clients == 5 * 2 * 2
-    assert p.services["pgbouncer"]["max_client_conn"] == str(5 * 2 * 2 * 2 + 10)
+    assert p.services["pgbouncer"]["max_client_conn"] == "100"   # 5 x 2 x 2 x 2 + 10, floor
     # The pool is sized for the database host: 2 x 8 CPUs + 4 (NVMe), at most the clients.
     assert p.services["pgbouncer"]["default_pool_size"] == "20"
     assert "2 app host(s)" in p.reasons["pgbouncer.max_client_conn"]
@@ -862,10 +896,11 @@ def test_multi_host_views_hold_only_their_services():
     p = three_tier()
     keys = {name: set(p.host_view(name)) - {"host", "reasons", "warnings", "sysctl"}
             for name in p.hosts}
-    assert keys == {"db": {"postgresql", "pgbouncer"}, "cache": {"redis"},
+    assert keys == {"db": {"postgresql", "postgresql_app_role", "pgbouncer"}, "cache": {"redis"},
                     "app1": {"gunicorn", "django"}, "app2": {"gunicorn", "django"}}
     db_reasons = p.host_view("db")["reasons"]
-    assert all(k.split(".")[0] in ("postgresql", "pgbouncer", "sysctl") for k in db_reasons)
+    assert all(k.split(".")[0] in ("postgresql", "postgresql_app_role", "pgbouncer", "sysctl")
+               for k in db_reasons)
     assert p.host_view("app1")["host"]["services"] == ["gunicorn"]
 
 

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from stacktune import pg_params
+from stacktune.memory_model import postgres_memory
 from stacktune.model import (
     SERVICES,
     SUPPORTED_PG_VERSIONS,
@@ -26,7 +27,7 @@ from stacktune.model import (
     Workload,
 )
 from stacktune.plan import Plan, plan_stack
-from stacktune.planners.postgresql import BACKEND_OVERHEAD_BYTES
+from stacktune.planners.postgresql import query_concurrency
 from stacktune.units import GiB, MiB, TiB, parse_pg_memory, parse_redis_memory
 
 # Hosts at or above this size always get a plan. Found by search, then by the
@@ -80,6 +81,11 @@ def plan_or_none(inputs: StackInputs) -> Plan | None:
         return plan_stack(inputs)
     except PlanError as error:
         memory = inputs.hosts[0].profile.memory_bytes
+        if "direct connections" in str(error):
+            # An app tier too large for a database without PgBouncer: refused, with the fix.
+            assert "Place PgBouncer" in str(error)
+            assert not inputs.hosts_running("pgbouncer")
+            return None
         assert memory < ALWAYS_PLANNED_FROM, f"{memory / GiB:.2f} GiB host failed: {error}"
         assert str(error)
         return None
@@ -108,14 +114,13 @@ def check_invariants(plan: Plan) -> None:
         for name, value in pg.items():
             pg_params.validate_pg_value(name, str(value), version)
         assert int(str(pg["max_connections"])) == chain.max_connections
-        # shared_buffers + every query process's work_mem + autovacuum + backends fit.
+        # The memory model (shared memory, backends, every query process's sorts and
+        # hashes, maintenance) of the final values fits PostgreSQL's budget.
         db = inputs.hosts_running("postgresql")[0]
         budget = plan.hosts[db.name].budget.postgresql_bytes
-        used = (pg_size(plan, "shared_buffers")
-                + plan.postgres.concurrency * pg_size(plan, "work_mem")
-                + int(str(pg["autovacuum_max_workers"])) * pg_size(plan, "autovacuum_work_mem")
-                + chain.max_connections * BACKEND_OVERHEAD_BYTES)
-        assert used <= budget
+        concurrency = query_concurrency(chain, int(str(pg["max_parallel_workers"])),
+                                        int(str(pg["max_parallel_workers_per_gather"])))
+        assert postgres_memory(pg, version, concurrency).total_bytes <= budget
         assert pg_size(plan, "effective_cache_size") <= budget
         assert pg_size(plan, "maintenance_work_mem") <= 2 * GiB
         if (pg["huge_pages"] == "try") != ("vm.nr_hugepages" in plan.hosts[db.name].sysctl):
@@ -215,3 +220,34 @@ def test_three_tier_stacks(db, cache, app, cpus, workload, version):
     assert "postgresql" in views["db"] and "redis" not in views["db"]
     assert set(views["cache"]) - {"host", "reasons", "warnings"} == {"redis", "sysctl"}
     assert all("django" in views[f"app{i}"] for i in range(len(app)))
+
+
+# Legal values (for every supported version) of the settings the memory model reads.
+memory_overrides = st.fixed_dictionaries({}, optional={
+    "work_mem": st.sampled_from(["64kB", "1MB", "4MB", "32MB", "256MB", "1GB"]),
+    "shared_buffers": st.sampled_from(["128MB", "512MB", "1GB", "4GB"]),
+    "maintenance_work_mem": st.sampled_from(["64MB", "512MB", "2GB"]),
+    "autovacuum_work_mem": st.sampled_from(["-1", "64MB", "1GB"]),
+    "autovacuum_max_workers": st.sampled_from(["3", "10"]),
+    "hash_mem_multiplier": st.sampled_from(["1.0", "2.0", "8.0"]),
+    "max_connections": st.sampled_from(["100", "500", "2000"]),
+    "max_prepared_transactions": st.sampled_from(["0", "100", "100000"]),
+    "max_locks_per_transaction": st.sampled_from(["64", "1024", "100000"]),
+    "max_worker_processes": st.sampled_from(["8", "64"]),
+})
+
+
+@settings(FAST, max_examples=600)
+@given(inputs=stacks(), overrides=memory_overrides)
+def test_no_accepted_override_exceeds_the_host(inputs, overrides):
+    """Issue 10 item 3: an accepted plan or override never exceeds the host under the model."""
+    assume(inputs.hosts_running("postgresql"))
+    inputs = StackInputs(hosts=inputs.hosts, workload=inputs.workload,
+                         pg_version=inputs.pg_version, overrides={"postgresql": overrides})
+    try:
+        plan = plan_stack(inputs)
+    except PlanError as error:
+        assert str(error)
+        return
+    check_invariants(plan)
+

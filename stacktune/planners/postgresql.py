@@ -8,11 +8,16 @@ returns; all arithmetic is in bytes, formatted at the end.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from stacktune.chain import ConnectionChain
-from stacktune.model import HostProfile, Storage, Workload
+from stacktune.chain import ConnectionChain, pool_size_for
+from stacktune.memory_model import (
+    BACKEND_OVERHEAD_BYTES,
+    hash_mem_multiplier,
+    postgres_memory,
+    work_mem_factor,
+)
+from stacktune.model import HostProfile, PlanError, Storage, Workload
 from stacktune.section import Section
 from stacktune.units import GiB, KiB, MiB, format_pg_duration, format_pg_memory, human_bytes
 
@@ -30,18 +35,18 @@ WAL_BUFFERS_CAP = 16 * MiB              # one WAL segment, as PostgreSQL's own -
 WAL_BUFFERS_FLOOR = 32 * KiB
 WORK_MEM_FLOOR = 4 * MiB                # PostgreSQL's default
 WORK_MEM_MIN = 64 * KiB                 # PostgreSQL's minimum
+# Direct connections that leave less than this per query process are refused: every
+# sort or hash of more than a few hundred rows would spill to disk. Between it and
+# PostgreSQL's 4MB default the plan warns and names the cause.
+DIRECT_WORK_MEM_REFUSE = 256 * KiB
+# Direct connections beyond this many times the pool PgBouncer would use are warned
+# about: most of them can only wait inside PostgreSQL.
+DIRECT_ACTIVE_PER_POOL = 4
 WORK_MEM_CAP = {Workload.WEB: 256 * MiB, Workload.OLTP: 256 * MiB, Workload.MIXED: 512 * MiB,
                 Workload.DW: 2 * GiB}
-# Sorts/hashes a query may run at once; PGTune's factor 3.
-WORK_MEM_NODES_PER_QUERY = 3
 WORK_MEM_WORKLOAD_DIVISOR = {Workload.WEB: 1, Workload.OLTP: 1, Workload.MIXED: 2,
                              Workload.DW: 2}
-# Private memory of an idle backend (catalog caches, stacks), not counted in work_mem.
-BACKEND_OVERHEAD_BYTES = 2 * MiB
 HUGE_PAGES_FROM_SHARED_BUFFERS = 2 * GiB
-HUGE_PAGE_BYTES = 2 * MiB
-# Shared memory besides shared_buffers (lock tables, WAL buffers, ...), for vm.nr_hugepages.
-SHARED_MEMORY_OVERHEAD_BYTES = 64 * MiB
 MAX_WORKER_PROCESSES_FLOOR = 8          # PostgreSQL's default; extensions need slots
 PARALLEL_PER_GATHER_CAP = {Workload.WEB: 2, Workload.OLTP: 2, Workload.MIXED: 4, Workload.DW: 8}
 PARALLEL_MAINTENANCE_CAP = 4
@@ -74,6 +79,8 @@ class PostgresFigures:
     concurrency: int
     huge_pages: bool
     wal_buffers_bytes: int
+    # What the memory model leaves each query process, before caps and floors.
+    query_bytes_per_process: int = 0
 
 
 def round_down_mib(num_bytes: float) -> int:
@@ -139,28 +146,21 @@ def query_concurrency(chain: ConnectionChain, max_parallel: int, per_gather: int
     return backends + min(max_parallel, backends * per_gather)
 
 
-def work_mem_bytes(budget_bytes: int, shared_buffers: int, autovacuum_bytes: int,
-                   max_connections: int, concurrency: int, workload: Workload) -> int:
-    """Memory left after shared_buffers, autovacuum and idle backends, split over the
-    processes that really run queries, 3 sort/hash nodes each (PGTune's shape, but
-    with the pooled concurrency instead of max_connections).
+def work_mem_bytes(free_bytes: int, concurrency: int, factor: float,
+                   workload: Workload) -> int:
+    """Memory left after shared memory, backends and maintenance (the memory model's fixed
+    part), split over the processes that really run queries, each holding ``factor``
+    work_mem (2 sorts + 1 hash x hash_mem_multiplier), halved for mixed and dw.
 
-    At least PostgreSQL's default 4MB, as long as one work_mem per query process
-    still fits the budget (the invariant plan.check_invariants enforces); below
-    that, the largest value that fits, never under PostgreSQL's minimum 64kB.
+    At least PostgreSQL's default 4MB as long as that fits the model; below it,
+    the largest value that fits (never under PostgreSQL's minimum 64kB: the
+    caller refuses such a plan and names its real cause).
     """
-    free = (budget_bytes - shared_buffers - autovacuum_bytes
-            - max_connections * BACKEND_OVERHEAD_BYTES)
-    per_node = free / (concurrency * WORK_MEM_NODES_PER_QUERY) / WORK_MEM_WORKLOAD_DIVISOR[workload]
-    floor = max(min(WORK_MEM_FLOOR, free / concurrency), WORK_MEM_MIN)
-    value = min(max(per_node, floor), WORK_MEM_CAP[workload])
+    per_process = free_bytes / max(concurrency, 1) / factor
+    per_node = per_process / WORK_MEM_WORKLOAD_DIVISOR[workload]
+    floor = min(WORK_MEM_FLOOR, per_process)
+    value = max(min(max(per_node, floor), WORK_MEM_CAP[workload]), WORK_MEM_MIN)
     return round_down_mib(value) if value >= MiB else int(value) // KiB * KiB
-
-
-def nr_hugepages(shared_buffers: int, wal_buffers: int) -> int:
-    """2 MiB pages for the shared memory segment (PG docs, 'Linux Huge Pages')."""
-    return math.ceil((shared_buffers + wal_buffers + SHARED_MEMORY_OVERHEAD_BYTES)
-                     / HUGE_PAGE_BYTES)
 
 
 def plan_postgresql(
@@ -171,7 +171,13 @@ def plan_postgresql(
     version: int,
     chain: ConnectionChain,
     shared_buffers_override: int | None = None,
+    warnings: list[str] | None = None,
+    clients_are_estimate: bool = False,
+    adjustable: bool = False,
 ) -> tuple[Section, PostgresFigures]:
+    """``adjustable``: the caller shrinks the chain and plans again rather than have this
+    refuse a plan whose query memory is too small."""
+    warnings = warnings if warnings is not None else []
     s = Section("postgresql")
     budget_text = human_bytes(budget_bytes)
     cpus = profile.cpus
@@ -202,15 +208,8 @@ def plan_postgresql(
     worker_processes, max_parallel, per_gather, maintenance_parallel = parallel_workers(
         cpus, workload)
     concurrency = query_concurrency(chain, max_parallel, per_gather)
-    work_mem = work_mem_bytes(budget_bytes, shared, av_workers * av_mem, chain.max_connections,
-                              concurrency, workload)
-    s.set("work_mem", format_pg_memory(work_mem),
-          f"sized for {concurrency} processes running queries at once "
-          f"({chain.active_backends} {'pooled ' if chain.pooled else ''}backends + parallel "
-          f"workers), 3 sort/hash nodes each, not for max_connections"
-          + ("; below PostgreSQL's 4MB default because the budget cannot hold 4MB per "
-             "query process: place PgBouncer or give PostgreSQL more memory"
-             if work_mem < WORK_MEM_FLOOR else ""))
+    # Sized last (below), from the memory model of every other planned value.
+    s.set("work_mem", format_pg_memory(WORK_MEM_FLOOR), "")
     s.set("hash_mem_multiplier", "2.0",
           "hash joins and aggregates may use 2 x work_mem (the default from PG 15, "
           "set for 13/14 too)")
@@ -270,14 +269,75 @@ def plan_postgresql(
     _plan_autovacuum(s, workload, profile.storage, av_workers, version)
     _plan_observability(s, workload)
 
+    fixed = postgres_memory(s.values, version, concurrency=0).fixed_bytes()
+    factor = work_mem_factor(hash_mem_multiplier(s.values, version))
+    free = budget_bytes - fixed
+    per_process = free / concurrency / factor
+    # An oversized shared_buffers override is reported by the invariant check, by name.
+    if shared_buffers_override is None and not adjustable and not clients_are_estimate \
+            and per_process < (
+            WORK_MEM_MIN if chain.pooled else DIRECT_WORK_MEM_REFUSE):
+        raise PlanError(_too_many_backends(chain, budget_bytes, fixed, concurrency, factor,
+                                           s.values))
+    if per_process < WORK_MEM_FLOOR and not chain.pooled and shared_buffers_override is None \
+            and not clients_are_estimate:
+        warnings.append(_too_many_backends(chain, budget_bytes, fixed, concurrency, factor,
+                                           s.values))
+    useful = DIRECT_ACTIVE_PER_POOL * pool_size_for(cpus, profile.storage)
+    if not chain.pooled and not clients_are_estimate and chain.app_clients > useful:
+        warnings.append(
+            f"{chain.app_clients} direct connections ({chain.client_source}) on {cpus:g} CPUs: "
+            f"beyond about {useful} backends they queue for CPUs and locks inside PostgreSQL "
+            f"(PostgreSQL wiki: active connections ~ 2 x cores + spindles); place PgBouncer "
+            "in front of PostgreSQL (add pgbouncer to --services / the pgbouncer group)")
+    work_mem = work_mem_bytes(free, concurrency, factor, workload)
+    s.set("work_mem", format_pg_memory(work_mem),
+          f"sized for {concurrency} processes running queries at once "
+          f"({chain.active_backends} {'pooled ' if chain.pooled else ''}backends + parallel "
+          f"workers), 2 sorts + 1 hash (x hash_mem_multiplier) each, in what shared memory, "
+          f"backends and maintenance leave of the {budget_text} budget"
+          + ("; below PostgreSQL's 4MB default because the budget cannot hold 4MB per "
+             "query process: give PostgreSQL more memory"
+             if work_mem < WORK_MEM_FLOOR else ""))
+
     figures = PostgresFigures(
         budget_bytes=budget_bytes, shared_buffers_bytes=shared, work_mem_bytes=work_mem,
         maintenance_work_mem_bytes=maintenance, autovacuum_work_mem_bytes=av_mem,
         autovacuum_max_workers=av_workers, max_parallel_workers=max_parallel,
         parallel_workers_per_gather=per_gather, concurrency=concurrency, huge_pages=huge,
-        wal_buffers_bytes=wal_buffers,
+        wal_buffers_bytes=wal_buffers, query_bytes_per_process=int(max(per_process, 0)),
     )
     return s, figures
+
+
+def _too_many_backends(chain: ConnectionChain, budget: int, fixed: int, concurrency: int,
+                       factor: float, values: dict[str, object]) -> str:
+    """The real cause when query memory cannot get 4MB per process: too many backends."""
+    backends = int(str(values["max_connections"]))
+    backend_bytes = backends * BACKEND_OVERHEAD_BYTES
+    # Backends the budget could run with 4MB work_mem each (plus their own overhead).
+    without_backends = fixed - backend_bytes
+    per_backend = BACKEND_OVERHEAD_BYTES + WORK_MEM_FLOOR * factor
+    room = max(int((budget - without_backends) // per_backend), 0)
+    per_process = max(budget - fixed, 0) / max(concurrency, 1) / factor
+    left = (f"{human_bytes(int(per_process))} of work_mem (less than PostgreSQL's 4MB)"
+            if per_process >= KiB else "no memory for sorts and hashes")
+    if chain.pooled:
+        return (f"postgresql.max_connections = {backends}: {backends} backends take "
+                f"{human_bytes(backend_bytes)} of PostgreSQL's {human_bytes(budget)} budget and "
+                f"leave no room for {concurrency} query processes at PostgreSQL's minimum "
+                "work_mem; lower max_connections or the PgBouncer pools, or give PostgreSQL "
+                "more memory")
+    return (f"{chain.app_clients} direct connections ({chain.client_source}) need "
+            f"{backends} backends"
+            + (f" (x{chain.reload_overlap} for graceful reloads + admin), "
+               if chain.reload_overlap > 1 else " (with admin), ") +
+            f"{human_bytes(backend_bytes)} of PostgreSQL's {human_bytes(budget)} budget, and "
+            f"leave {left} for each of {concurrency} query processes; this host runs about "
+            f"{room} backends with PostgreSQL's default 4MB work_mem. "
+            "Place PgBouncer in front of PostgreSQL "
+            "(add pgbouncer to --services), plan for fewer connections (--connections), or "
+            "give PostgreSQL more memory")
 
 
 def _max_connections_reason(chain: ConnectionChain) -> str:
@@ -285,8 +345,10 @@ def _max_connections_reason(chain: ConnectionChain) -> str:
         return (f"PgBouncer's {chain.max_db_connections} server connections + "
                 f"{chain.admin_connections} for administration and monitoring + "
                 f"{chain.superuser_reserved_connections} superuser-reserved")
-    return (f"{chain.app_clients} app connections ({chain.client_source}) + "
-            f"{chain.admin_connections} for administration + "
+    overlap = (f" x {chain.reload_overlap} for graceful reloads (old and new workers both "
+               "connected)" if chain.reload_overlap > 1 else "")
+    return (f"{chain.app_clients} app connections ({chain.client_source}){overlap} "
+            f"+ {chain.admin_connections} for administration + "
             f"{chain.superuser_reserved_connections} superuser-reserved")
 
 
