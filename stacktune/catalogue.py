@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stacktune.guard import ascii_decimal, ascii_integer, check_line, unsafe_character
 from stacktune.model import PlanError
 from stacktune.units import UnitError, format_redis_memory, parse_redis_memory
 
@@ -26,25 +27,14 @@ class Setting:
 
 def _int(minimum: int = 0, maximum: int = 2**31 - 1) -> Setting:
     def normalise(key: str, value: object) -> object:
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            raise PlanError(f"{key} = {value!r}: expected a whole number") from None
-        if not minimum <= number <= maximum:
-            raise PlanError(f"{key} = {number}: expected {minimum} to {maximum}")
-        return str(number)
+        return str(ascii_integer(key, value, minimum, maximum))
     return Setting(normalise, f"integer {minimum}..{maximum}")
 
 
 def _number(minimum: float = 0) -> Setting:
     def normalise(key: str, value: object) -> object:
-        try:
-            number = float(str(value).strip())
-        except ValueError:
-            raise PlanError(f"{key} = {value!r}: expected a number") from None
-        if number < minimum:
-            raise PlanError(f"{key} = {number:g}: expected at least {minimum:g}")
-        return f"{number:g}"
+        # Finite ASCII decimals only: float() would also take 'nan', 'inf' and '1e400'.
+        return f"{ascii_decimal(key, value, minimum, 1e9):g}"
     return Setting(normalise, f"number >= {minimum:g}")
 
 
@@ -59,10 +49,7 @@ def _choice(*choices: str) -> Setting:
 
 def _text() -> Setting:
     def normalise(key: str, value: object) -> object:
-        text = str(value)
-        if "\n" in text:
-            raise PlanError(f"{key}: a value cannot contain a line break")
-        return text
+        return check_line(key, value)
     return Setting(normalise, "text")
 
 
@@ -82,10 +69,18 @@ def _redis_memory(minimum: int = 0) -> Setting:
 def _python(kind: type, allowed: tuple[object, ...] | None = None, minimum: int = 0) -> Setting:
     """A gunicorn.conf.py value: parsed from text, written back as a Python literal."""
     def normalise(key: str, value: object) -> object:
-        text = str(value).strip()
+        text = check_line(key, value).strip()
         parsed: object
         if kind is str:
-            parsed = ast.literal_eval(text) if text[:1] in "'\"" else text
+            try:
+                parsed = ast.literal_eval(text) if text[:1] in "'\"" else text
+            except (ValueError, SyntaxError):
+                raise PlanError(f"{key} = {text!r}: expected a plain word or one quoted "
+                                "string") from None
+            if not isinstance(parsed, str):
+                raise PlanError(f"{key} = {text!r}: expected a string")
+        elif kind is int:
+            parsed = ascii_integer(key, text, minimum, 2**31 - 1)
         elif kind is bool:
             if text.lower() not in ("true", "false"):
                 raise PlanError(f"{key} = {text!r}: expected True or False")
@@ -103,7 +98,8 @@ def _python(kind: type, allowed: tuple[object, ...] | None = None, minimum: int 
     return Setting(normalise, f"a Python {kind.__name__}")
 
 
-def _json(*kinds: type, nullable: bool = False) -> Setting:
+def _json(*kinds: type, nullable: bool = False,
+          check: Callable[[str, object], None] | None = None) -> Setting:
     """A Django setting: JSON (or Python) literal of the given types."""
     def normalise(key: str, value: object) -> object:
         parsed = value
@@ -122,8 +118,42 @@ def _json(*kinds: type, nullable: bool = False) -> Setting:
         if not isinstance(parsed, kinds):
             raise PlanError(f"{key} = {value!r}: expected {' or '.join(k.__name__ for k in kinds)}"
                             + (" or null" if nullable else ""))
+        if isinstance(parsed, str) and unsafe_character(parsed) is not None:
+            check_line(key, parsed)
+        if check is not None:
+            check(key, parsed)
         return parsed
     return Setting(normalise, " or ".join(k.__name__ for k in kinds))
+
+
+def _port(key: str, value: object) -> None:
+    if isinstance(value, int) and not 1 <= value <= 65535:
+        raise PlanError(f"{key} = {value}: expected a port from 1 to 65535")
+
+
+def _not_negative(key: str, value: object) -> None:
+    if isinstance(value, int) and value < 0:
+        raise PlanError(f"{key} = {value}: expected 0 (close after each request), a number of "
+                        "seconds, or null (keep forever)")
+
+
+POOL_KEYS = {"min_size": 0, "max_size": 1, "timeout": 1}
+
+
+def _pool(key: str, value: object) -> None:
+    """OPTIONS['pool'] of Django's psycopg pool: whole numbers, min_size <= max_size."""
+    if not isinstance(value, dict):
+        return
+    for name, number in value.items():
+        if name not in POOL_KEYS:
+            raise PlanError(f"{key}: unknown key {name!r}; use {', '.join(POOL_KEYS)}")
+        if isinstance(number, bool) or not isinstance(number, int) or number < POOL_KEYS[name]:
+            raise PlanError(f"{key}: {name} = {number!r}; expected a whole number >= "
+                            f"{POOL_KEYS[name]}")
+    low, high = value.get("min_size", 0), value.get("max_size")
+    if high is not None and low > high:  # type: ignore[operator]
+        raise PlanError(f"{key}: min_size {low} is above max_size {high}; psycopg's pool "
+                        "refuses it: set min_size at most max_size")
 
 
 YES_NO = _choice("yes", "no")
@@ -199,13 +229,13 @@ CATALOGUE: dict[str, dict[str, Setting]] = {
     },
     "django": {
         "DATABASE_TARGET": _json(str),
-        "DATABASE_PORT": _json(int),
-        "CONN_MAX_AGE": _json(int, nullable=True),
+        "DATABASE_PORT": _json(int, check=_port),
+        "CONN_MAX_AGE": _json(int, nullable=True, check=_not_negative),
         "CONN_HEALTH_CHECKS": _json(bool),
         "DISABLE_SERVER_SIDE_CURSORS": _json(bool),
-        "DATABASE_POOL": _json(dict, bool, nullable=True),
+        "DATABASE_POOL": _json(dict, bool, nullable=True, check=_pool),
         "CACHE_BACKEND": _json(str),
-        "CACHE_PORT": _json(int, nullable=True),
+        "CACHE_PORT": _json(int, nullable=True, check=_port),
         "CACHE_KEY_PREFIX": _json(str),
         "CACHE_TIMEOUT": _json(int, nullable=True),
         "SESSION_ENGINE": _json(str),

@@ -13,7 +13,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from stacktune import guard
 from stacktune import inspect as host_inspect
+from stacktune.guard import MAX_APP_HOSTS, MAX_CONNECTIONS, MAX_CPUS, MAX_MEMORY_BYTES
 from stacktune.model import (
     SERVICES,
     SUPPORTED_PG_VERSIONS,
@@ -38,7 +40,27 @@ class CliError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        if message.startswith("unrecognized arguments"):
+            message += f"; see {self.prog} --help for the flags"
         raise CliError(message)
+
+
+def _typed(check):  # type: ignore[no-untyped-def]
+    """An argparse type from a guard check; its PlanError becomes argparse's message."""
+    def convert(text: str) -> object:
+        try:
+            return check(text)
+        except guard.PlanError as error:
+            raise argparse.ArgumentTypeError(str(error).split(": ", 1)[-1]) from None
+    return convert
+
+
+_cpus = _typed(lambda text: guard.ascii_decimal("--cpus", text, 0, MAX_CPUS,
+                                                exclusive_minimum=True))
+_pg_version = _typed(lambda text: guard.ascii_integer("--pg-version", text, 0, 99))
+_app_hosts = _typed(lambda text: guard.ascii_integer("--app-hosts", text, 0, MAX_APP_HOSTS))
+_connections = _typed(lambda text: guard.ascii_integer("--connections", text, 1,
+                                                       MAX_CONNECTIONS))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_cmd = commands.add_parser("inspect", help="show this machine's usable memory, CPUs, "
                                       "storage (after cgroup limits)")
     inspect_cmd.add_argument("--format", choices=("table", "json"), default="table")
-    inspect_cmd.add_argument("--data-path", help="path whose storage device to inspect "
+    inspect_cmd.add_argument("--data-path", help="existing path whose storage device to inspect "
                              "(default: the PostgreSQL data directory, else /)")
     inspect_cmd.add_argument("--storage", choices=[s.value for s in Storage],
                              help="override the detected storage kind")
@@ -63,26 +85,26 @@ def build_parser() -> argparse.ArgumentParser:
                           "(postgresql only)")
 
     render_cmd = commands.add_parser("render", help="write the config files of the plan")
-    render_cmd.add_argument("--out", required=True, type=Path, help="directory to write into")
+    render_cmd.add_argument("--out", required=True, help="directory to write into")
     _add_plan_flags(render_cmd)
     return parser
 
 
 def _add_plan_flags(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--memory", help="usable memory, e.g. 4GiB (default: inspect this host)")
-    cmd.add_argument("--cpus", type=float, help="usable CPUs, e.g. 2 or 1.5 (default: inspect)")
+    cmd.add_argument("--cpus", type=_cpus, help="usable CPUs, e.g. 2 or 1.5 (default: inspect)")
     cmd.add_argument("--storage", choices=[s.value for s in Storage],
                      help="storage kind (default: inspect)")
-    cmd.add_argument("--pg-version", type=int, default=15,
+    cmd.add_argument("--pg-version", type=_pg_version, default=15,
                      help=f"PostgreSQL major version ({SUPPORTED_PG_VERSIONS[0]}-"
                      f"{SUPPORTED_PG_VERSIONS[-1]}, default 15)")
     cmd.add_argument("--workload", choices=[w.value for w in Workload], default="web")
     cmd.add_argument("--services", default=",".join(SERVICES),
                      help="services on this host, comma-separated (default: all four)")
-    cmd.add_argument("--app-hosts", type=int,
+    cmd.add_argument("--app-hosts", type=_app_hosts,
                      help="app hosts running this Gunicorn plan (default 1 when gunicorn is "
                      "in --services, else none)")
-    cmd.add_argument("--connections", type=int,
+    cmd.add_argument("--connections", type=_connections,
                      help="expected client connections to the database, when known")
     cmd.add_argument("--worker-rss", default="160MiB",
                      help="estimated resident memory of one Gunicorn worker (default 160MiB)")
@@ -106,35 +128,44 @@ def _overrides(items: Sequence[str]) -> dict[str, dict[str, str]]:
     for item in items:
         key, sep, value = item.partition("=")
         service, dot, name = key.strip().partition(".")
-        if not sep or not dot or not name:
+        if not sep or not service or not dot or not name:
             raise CliError(f"--set {item!r}: write it as SERVICE.SETTING=VALUE, "
                            "e.g. --set postgresql.work_mem=64MB")
+        if name in result.get(service, {}):
+            # The last one winning silently hides a typo in a long command line.
+            raise CliError(f"--set {service}.{name} is given twice "
+                           f"({result[service][name]!r} and {value.strip()!r}); give it once")
         result.setdefault(service, {})[name] = value.strip()
     return result
 
 
-def _size_flag(flag: str, text: str) -> int:
+def _size_flag(flag: str, text: str, maximum: int = MAX_MEMORY_BYTES) -> int:
     """A size flag's bytes; a bad value is an error that names the flag."""
     try:
-        return parse_human_size(text)
+        size = parse_human_size(text)
     except UnitError as error:
         raise CliError(f"{flag}: {error}") from None
+    if size > maximum:
+        raise CliError(f"{flag} {text!r}: expected at most {human_bytes(maximum)}")
+    return size
 
 
 def profile_from_args(args: argparse.Namespace) -> HostProfile:
     """This host's profile, with any hardware given on the command line taking precedence."""
+    if args.memory is not None and not args.memory.strip():
+        raise CliError("--memory is empty; give a size like 4GiB, or leave the flag out to "
+                       "inspect this host")
     needs_inspect = args.memory is None or args.cpus is None or args.storage is None
     detected = host_inspect.inspect_host() if needs_inspect else {}
-    memory = _size_flag("--memory", args.memory) if args.memory else int(detected["memory_bytes"])
-    if args.cpus is not None and args.cpus <= 0:
-        raise CliError(f"--cpus {args.cpus:g}: expected a positive number")
+    memory = (_size_flag("--memory", args.memory) if args.memory is not None
+              else int(detected["memory_bytes"]))
     cpus = args.cpus if args.cpus is not None else float(detected["cpus"])
     storage = Storage(args.storage or detected["storage"])
     return HostProfile(
         memory_bytes=memory, cpus=cpus, storage=storage,
         physical_memory_bytes=detected.get("physical_memory_bytes"),
         online_cpus=detected.get("online_cpus"),
-        memory_source="--memory" if args.memory else str(detected["memory_source"]),
+        memory_source="--memory" if args.memory is not None else str(detected["memory_source"]),
         cpu_source="--cpus" if args.cpus is not None else str(detected["cpu_source"]),
         storage_source="--storage" if args.storage else str(detected["storage_source"]),
         os_id=str(detected.get("os_id", "")), os_version=str(detected.get("os_version", "")),
@@ -145,7 +176,14 @@ def profile_from_args(args: argparse.Namespace) -> HostProfile:
 def inputs_from_args(args: argparse.Namespace) -> tuple[StackInputs, str]:
     profile = profile_from_args(args)
     services = _services(args.services)
-    name = args.host_name or socket.gethostname() or "this-host"
+    if args.host_name is not None:
+        name = _checked(guard.check_name, "--host-name", args.host_name)
+    else:
+        name = socket.gethostname() or "this-host"
+        if not guard.NAME_RE.fullmatch(name):
+            raise CliError(f"this machine's name {name!r} cannot be written into config files; "
+                           "give one with --host-name")
+    _checked(guard.check_line, "--django-version", args.django_version)
     hosts = [Host(name, profile, services)]
     app_hosts = args.app_hosts
     if app_hosts is not None and app_hosts < 0:
@@ -166,6 +204,14 @@ def inputs_from_args(args: argparse.Namespace) -> tuple[StackInputs, str]:
         django_version=args.django_version, overrides=_overrides(args.overrides),
     )
     return inputs, name
+
+
+def _checked(check, flag: str, value: str) -> str:  # type: ignore[no-untyped-def]
+    """A guard check whose message names the command-line flag."""
+    try:
+        return check(flag, value)
+    except guard.PlanError as error:
+        raise CliError(str(error)) from None
 
 
 def pgtune_inputs(inputs: StackInputs, profile: HostProfile) -> PgTuneInputs:
@@ -217,6 +263,11 @@ def _show(value: object) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    if args.data_path is not None and (not args.data_path
+                                       or not Path(args.data_path).exists()):
+        # Otherwise the device of '/' would be reported as if it held the path.
+        raise CliError(f"--data-path {args.data_path!r} does not exist; give an existing "
+                       "path (the PostgreSQL data directory) or leave the flag out")
     profile = host_inspect.inspect_host(data_path=args.data_path, storage_override=args.storage)
     if args.format == "json":
         print(json.dumps(profile, indent=2, sort_keys=True))
@@ -233,8 +284,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    if args.baseline == "pgtune" and args.overrides:
+        raise CliError("--baseline pgtune prints PGTune's own values and ignores --set; "
+                       "drop --set to see the baseline, or --baseline to see your overrides")
     inputs, name = inputs_from_args(args)
     if args.baseline == "pgtune":
+        if "postgresql" not in inputs.hosts[0].services:
+            raise CliError("--baseline pgtune compares PostgreSQL settings; include postgresql "
+                           "in --services")
         tune_inputs = pgtune_inputs(inputs, inputs.hosts[0].profile)
         settings = pgtune_settings(tune_inputs)
         if args.format == "json":
@@ -258,9 +315,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    if not args.out.strip():
+        # Path('') is the current directory: an empty variable in a script must not write there.
+        raise CliError("--out is empty; give the directory to write into")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {args.out!r} is a file; give a directory")
     inputs, name = inputs_from_args(args)
     plan: Plan = plan_stack(inputs)
-    for path in render_host(plan, name, args.out):
+    try:
+        written = render_host(plan, name, out)
+    except OSError as error:
+        raise CliError(f"--out {args.out!r}: cannot write there ({error.strerror}); choose a "
+                       "writable directory") from None
+    for path in written:
         print(path)
     return 0
 

@@ -292,7 +292,8 @@ _MEMORY_BASE = {"B": 1, "kB": KiB, "8kB": BLOCK_SIZE, "MB": MiB}
 _TIME_BASE_MS = {"ms": 1, "s": 1000, "min": 60_000}
 
 _NUMBER_RE = re.compile(
-    r"^(?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>[A-Za-z]*)$"
+    r"^(?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>[A-Za-z]*)$",
+    re.ASCII,  # PostgreSQL reads ASCII digits only; \d alone also matches Arabic-Indic digits
 )
 
 
@@ -332,7 +333,8 @@ def param_for(name: str, version: int) -> PgParam:
     param = PG_PARAMS.get(name)
     if param is None:
         close = difflib.get_close_matches(name, PG_PARAMS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = (f"; did you mean {', '.join(close)}?" if close else
+                "; check the name against PostgreSQL's documentation, or remove the override")
         raise PlanError(f"postgresql.{name} is not a parameter stacktune knows{hint}")
     if not param.exists_in(version):
         raise PlanError(

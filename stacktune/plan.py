@@ -9,8 +9,9 @@ input to change; nothing here touches a host.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from stacktune import catalogue, pg_params
 from stacktune.budget import (
@@ -58,13 +59,13 @@ from stacktune.planners.postgresql_app_role import (
 )
 from stacktune.planners.redis import plan_redis
 from stacktune.planners.sysctl import plan_sysctl
+from stacktune.rules import OVERRIDE_REASON, check_service_rules, follow_ports
 from stacktune.section import Section
 from stacktune.shared_memory import huge_pages_for, shared_memory_bytes
 from stacktune.timeout_chain import check_timeout_chain
 from stacktune.units import (
     format_redis_memory,
     human_bytes,
-    parse_pg_memory,
     parse_redis_memory,
 )
 
@@ -180,11 +181,59 @@ class Overrides:
         return found
 
     def apply(self, section: Section) -> None:
+        # The reason is final once explain_overrides has the value planned without overrides.
         for name, value in self.values.get(section.service, {}).items():
-            planned = section.values.get(name)
-            reason = section.reasons.get(name)
-            section.set(name, value, "override" + (
-                f" (stacktune planned {planned}: {reason})" if planned is not None else ""))
+            section.set(name, value, OVERRIDE_REASON)
+
+    def check_placed(self, sections: dict[str, Section]) -> None:
+        """An override of a service no host runs would vanish: refuse it, naming the fix."""
+        for service, settings in self.values.items():
+            if service == "sysctl" or service in sections:
+                continue
+            runs = "gunicorn (Django's settings go to the app tier)" if service == "django" \
+                else service
+            name = next(iter(settings))
+            raise PlanError(
+                f"{service}.{name} is set but no host of this plan runs {runs}; remove the "
+                f"override or place {runs.split(' ')[0]} on a host")
+
+
+def explain_overrides(plan: Plan) -> None:
+    """Each override's reason: 'set by you, planned X: why X', X planned without any override.
+
+    Overrides feed the plan (shared_buffers, pool sizes, workers...), so the value planned
+    alongside an override is not what stacktune would have chosen; plan once more without them.
+    """
+    inputs = plan.inputs
+    try:
+        baseline: Plan | None = _plan_stack(replace(inputs, overrides={}))
+    except PlanError:
+        baseline = None
+
+    def reason(planned: object, why: str | None) -> str:
+        if baseline is None:
+            return f"{OVERRIDE_REASON} (stacktune cannot plan this stack without your overrides)"
+        if planned is None:
+            return f"{OVERRIDE_REASON}; stacktune plans no value (the service's default applies)"
+        return f"{OVERRIDE_REASON}, planned {_shown(planned)}: {why}"
+
+    for service, settings in inputs.overrides.items():
+        if service == "sysctl":
+            continue
+        for name in settings:
+            planned = baseline.services.get(service, {}).get(name) if baseline else None
+            why = baseline.reasons.get(f"{service}.{name}") if baseline else None
+            plan.reasons[f"{service}.{name}"] = reason(planned, why)
+    for host_name, host_plan in plan.hosts.items():
+        base_host = baseline.hosts.get(host_name) if baseline else None
+        for name in inputs.overrides.get("sysctl", {}):
+            planned = base_host.sysctl.get(name) if base_host else None
+            why = base_host.sysctl_reasons.get(name) if base_host else None
+            host_plan.sysctl_reasons[name] = reason(planned, why)
+
+
+def _shown(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _normalise(service: str, name: str, value: object, pg_version: int) -> object:
@@ -233,13 +282,20 @@ def validate_inputs(inputs: StackInputs) -> None:
         raise PlanError(f"connections = {inputs.connections}: expected a positive number")
     if inputs.gunicorn_worker_rss_bytes <= 0:
         raise PlanError("gunicorn worker RSS estimate must be positive")
-    if not re.fullmatch(r"\d+\.\d+(\.\d+)?", inputs.django_version.strip()):
+    if not re.fullmatch(r"[0-9]+\.[0-9]+(\.[0-9]+)?", inputs.django_version.strip()):
         raise PlanError(f"Django version {inputs.django_version!r}: expected MAJOR.MINOR such "
                         "as 5.2 (--django-version / stacktune_django_version)")
 
 
 def plan_stack(inputs: StackInputs) -> Plan:
     """Plan every service of the stack. Raises PlanError before anything else happens."""
+    plan = _plan_stack(inputs)
+    if inputs.overrides:
+        explain_overrides(plan)
+    return plan
+
+
+def _plan_stack(inputs: StackInputs) -> Plan:
     validate_inputs(inputs)
     overrides = Overrides(inputs)
     warnings: list[str] = []
@@ -259,11 +315,16 @@ def plan_stack(inputs: StackInputs) -> Plan:
     maxmemory_override = overrides.get("redis", "maxmemory")
     maxmemory_bytes = (parse_redis_memory(str(maxmemory_override))
                        if maxmemory_override is not None else None)
-    budgets = {
-        h.name: _budget_or_explain(h, rss, workers if "gunicorn" in h.services else None,
-                                   maxmemory_bytes)
-        for h in inputs.hosts
-    }
+    try:
+        budgets = {
+            h.name: _budget_or_explain(h, rss, workers if "gunicorn" in h.services else None,
+                                       maxmemory_bytes)
+            for h in inputs.hosts
+        }
+    except PlanError as error:
+        if workers_override is None:
+            raise
+        raise PlanError(f"gunicorn.workers = {workers_override} does not fit: {error}") from None
 
     # Connection chain.
     clients, source = _clients(inputs, workers, threads, len(app_hosts), warnings)
@@ -296,7 +357,8 @@ def plan_stack(inputs: StackInputs) -> Plan:
             sections["postgresql"], figures = plan_postgresql(
                 budget_bytes=budgets[db.name].postgresql_bytes, profile=db.profile,
                 workload=inputs.workload, version=inputs.pg_version, chain=chain,
-                shared_buffers_override=(parse_pg_memory(str(shared_override))
+                shared_buffers_override=(_pg_bytes("shared_buffers", shared_override,
+                                                   inputs.pg_version)
                                          if shared_override is not None else None),
                 warnings=planned_warnings, clients_are_estimate=estimate,
                 adjustable=not pool_fixed and chain.default_pool_size > MIN_POOL_SIZE,
@@ -330,8 +392,10 @@ def plan_stack(inputs: StackInputs) -> Plan:
         sections["django"] = plan_django(pooled=pooled, has_redis=bool(redis_hosts),
                                          django_version=inputs.django_version, threads=threads)
 
+    overrides.check_placed(sections)
     for section in sections.values():
         overrides.apply(section)
+    follow_ports(sections)
 
     hosts: dict[str, HostPlan] = {}
     # Huge pages follow the final huge_pages value, overrides included: 'off' must not
@@ -359,6 +423,7 @@ def plan_stack(inputs: StackInputs) -> Plan:
         hosts=hosts, chain=chain, postgres=figures, warnings=warnings,
     )
     check_invariants(plan)
+    check_service_rules(plan)
     return plan
 
 
@@ -491,3 +556,15 @@ def _check_postgresql_memory(pg: dict[str, object], figures: PostgresFigures,
         f"no work_mem for {concurrency} query processes in its {human_bytes(budget)} budget; "
         f"the largest part is {cause}: {human_bytes(cause_bytes)}. Lower those settings or "
         "give PostgreSQL more memory")
+
+
+def _pg_bytes(name: str, value: object, version: int) -> int:
+    """Bytes of a PostgreSQL memory value read as PostgreSQL reads it: a bare number is in the
+    parameter's own unit (8kB pages for shared_buffers, kB for work_mem)."""
+    return int(pg_params.value_in_base_units(name, str(value), version)
+               * _unit_bytes(name, version))
+
+
+def _unit_bytes(name: str, version: int) -> int:
+    unit = pg_params.param_for(name, version).unit
+    return {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024 * 1024}.get(unit or "B", 1)

@@ -8,11 +8,13 @@ Ansible deploys are byte-identical for the same inputs.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping
 from pathlib import Path
 
 import jinja2
 
+from stacktune.guard import UnsafeText, check_line
 from stacktune.plan import Plan
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -57,14 +59,48 @@ def comment(text: str, decoration: str = "# ") -> str:
     return f"#\n{body}\n#"
 
 
+# Render-time guards, one per file syntax: the last line of defence when a value that reached
+# a template (from the plan, an inventory variable or a role default) would break its line.
+# Inputs are validated where they enter; these make sure no template can emit an injected line.
+
+
 def pg_quote(value: object) -> str:
     """A postgresql.conf value in single quotes (PostgreSQL accepts every type quoted)."""
-    return "'" + str(value).replace("'", "''") + "'"
+    return "'" + check_line("postgresql.conf value", value).replace("'", "''") + "'"
 
 
 def py(value: object) -> str:
-    """A Python literal for a JSON value (True, None, {'min_size': 1})."""
+    """A Python literal for a JSON value (True, None, {'min_size': 1}); repr escapes any text."""
     return repr(plain(value))
+
+
+def py_literal(value: object) -> str:
+    """A value that is already a Python literal (gunicorn's '2', "'gthread'"), checked as one."""
+    text = check_line("gunicorn.conf.py value", value)
+    try:
+        ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise UnsafeText(f"gunicorn.conf.py value {text!r} is not a Python literal") from None
+    return text
+
+
+def conf_comment(value: object) -> str:
+    """Text after a comment sign ('#' or ';'): one line."""
+    return check_line("comment", value)
+
+
+def conf_value(value: object) -> str:
+    """A value in a line-based file (pgbouncer.ini, redis.conf, sysctl.conf): one line."""
+    return check_line("config value", value)
+
+
+def connstr_word(value: object) -> str:
+    """One word of a PgBouncer [databases] line (`name = host=... port=... dbname=...`)."""
+    text = check_line("pgbouncer.ini [databases] value", value)
+    if not text or any(char in text for char in " \t='\";#\\"):
+        raise UnsafeText(f"pgbouncer.ini [databases] value {text!r}: use a name without "
+                         "spaces, quotes, '=', ';' or '#'")
+    return text
 
 
 def plain(value: object) -> object:
@@ -93,7 +129,9 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=False,
     )
-    env.filters.update(comment=comment, pg_quote=pg_quote, py=py)
+    env.filters.update(comment=comment, pg_quote=pg_quote, py=py, py_literal=py_literal,
+                       conf_comment=conf_comment, conf_value=conf_value,
+                       connstr_word=connstr_word)
     return env
 
 
@@ -108,14 +146,18 @@ def render_service(service: str, view: Mapping[str, object],
 
 def render_host(plan: Plan, host_name: str, out_dir: Path,
                 context: Mapping[str, object] | None = None) -> list[Path]:
-    """Write every file of one host's plan into out_dir; return the paths written."""
+    """Write every file of one host's plan into out_dir; return the paths written.
+
+    Every file is rendered before the first is written: a value a guard refuses leaves
+    nothing behind.
+    """
     view = plan.host_view(host_name)
+    rendered = {
+        out_dir / file_name: render_service(service, view, context)
+        for service, (_, file_name) in OUTPUTS.items()
+        if service in view and (view[service] or service == "sysctl")
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for service, (_, file_name) in OUTPUTS.items():
-        if service not in view or (not view[service] and service != "sysctl"):
-            continue
-        path = out_dir / file_name
-        path.write_text(render_service(service, view, context))
-        written.append(path)
-    return written
+    for path, text in rendered.items():
+        path.write_text(text)
+    return list(rendered)

@@ -21,7 +21,9 @@ class UnitError(ValueError):
 
 _PG_MEMORY_UNITS = {"B": 1, "kB": KiB, "MB": MiB, "GB": GiB, "TB": TiB}
 _PG_TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600, "d": 86400}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+# ASCII digits only (Python's \d and float() also read Arabic-Indic or fullwidth digits), and
+# at most 30 of them: longer numbers are typos, and float() would turn them into infinity.
+_SIZE_RE = re.compile(r"^\s*([0-9]{1,30}(?:\.[0-9]{1,30})?)\s*([A-Za-z]*)\s*$", re.ASCII)
 # Units people type on the command line (--memory 4GiB, 2g, 512M ...).
 _HUMAN_UNITS = {
     "": 1, "b": 1,

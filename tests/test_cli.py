@@ -102,7 +102,7 @@ def test_set_overrides_a_setting(capsys):
     data = plan_json(capsys, "--set", "postgresql.work_mem=16MB",
                      "--set", "redis.maxmemory = 256mb", "--set", "sysctl.vm.swappiness=10")
     assert data["postgresql"]["work_mem"] == "16MB"
-    assert data["reasons"]["postgresql.work_mem"].startswith("override (stacktune planned")
+    assert data["reasons"]["postgresql.work_mem"].startswith("set by you, planned ")
     assert data["redis"]["maxmemory"] == "256mb"
     assert data["sysctl"]["vm.swappiness"] == "10"
 

@@ -578,14 +578,15 @@ def test_postgresql_override_replaces_the_value_and_says_override():
     p = plan(ALL, overrides={"postgresql": {"work_mem": "16MB"}})
     assert pg(p, "work_mem") == "16MB"
     reason = p.reasons["postgresql.work_mem"]
-    assert reason.startswith("override")
-    assert f"stacktune planned {pg(planned, 'work_mem')}" in reason
+    assert reason.startswith(f"set by you, planned {pg(planned, 'work_mem')}: ")
+    assert reason.endswith(planned.reasons["postgresql.work_mem"])
 
 
 def test_override_of_a_setting_stacktune_does_not_plan():
     p = plan(("postgresql",), overrides={"postgresql": {"statement_timeout": "30s"}})
     assert pg(p, "statement_timeout") == "30s"
-    assert p.reasons["postgresql.statement_timeout"] == "override"
+    assert p.reasons["postgresql.statement_timeout"] == (
+        "set by you; stacktune plans no value (the service's default applies)")
 
 
 def test_override_values_are_normalised():
@@ -628,14 +629,14 @@ def test_gunicorn_overrides_reach_the_chain_and_django():
 @pytest.mark.parametrize("name", ["workers", "threads"])
 def test_gunicorn_zero_workers_or_threads_is_refused(name):
     # Used to be accepted: the plan said 0 while the chain was sized for the planned count.
-    with pytest.raises(PlanError, match=f"gunicorn.{name} = '0': expected a value >= 1"):
+    with pytest.raises(PlanError, match=f"gunicorn.{name} = 0: expected a whole number from 1 "):
         plan(ALL, overrides={"gunicorn": {name: "0"}})
 
 
 def test_sysctl_override_applies_to_every_host():
     p = plan(ALL, overrides={"sysctl": {"vm.swappiness": "10"}})
     assert p.hosts["h"].sysctl["vm.swappiness"] == "10"
-    assert p.hosts["h"].sysctl_reasons["vm.swappiness"].startswith("override")
+    assert p.hosts["h"].sysctl_reasons["vm.swappiness"].startswith("set by you, planned 1: ")
 
 
 def test_unknown_postgresql_setting_suggests_the_name():
@@ -730,8 +731,9 @@ def test_server_side_cursors_with_transaction_pooling():
 
 
 def test_server_side_cursors_with_session_pooling_is_allowed_with_a_warning():
+    # Pools as large as the app's connections: session pooling then queues nobody.
     p = plan(ALL, overrides={"django": {"DISABLE_SERVER_SIDE_CURSORS": "false"},
-                             "pgbouncer": {"pool_mode": "session"}})
+                             "pgbouncer": {"pool_mode": "session", "default_pool_size": "10"}})
     assert p.services["django"]["DISABLE_SERVER_SIDE_CURSORS"] is False
     assert any("pool_mode = session" in w for w in p.warnings)
 

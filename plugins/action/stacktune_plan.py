@@ -19,7 +19,10 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from stacktune import guard
 from stacktune.model import (
+    PLANNED_SECTIONS,
+    SERVICES,
     Host,
     HostProfile,
     PlanError,
@@ -29,7 +32,7 @@ from stacktune.model import (
 )
 from stacktune.plan import plan_stack
 from stacktune.render import MANAGED_HEADER, plain
-from stacktune.units import UnitError, parse_human_size
+from stacktune.units import UnitError
 
 DEFAULT_GROUPS = {"postgresql": "postgresql", "pgbouncer": "pgbouncer", "redis": "redis",
                   "gunicorn": "app"}
@@ -62,7 +65,11 @@ class ActionModule(ActionBase):
         return result
 
     def _inputs(self, args: dict, task_vars: dict) -> StackInputs:
-        groups_map = {**DEFAULT_GROUPS, **(args.get("groups") or {})}
+        groups = args.get("groups") or {}
+        if not isinstance(groups, dict) or set(groups) - set(SERVICES):
+            raise PlanError(f"stacktune_groups = {groups!r}: map each of {', '.join(SERVICES)} "
+                            "to an inventory group")
+        groups_map = {**DEFAULT_GROUPS, **groups}
         inventory_groups = task_vars.get("groups", {})
         hostvars = task_vars.get("hostvars", {})
         play_hosts = list(task_vars.get("ansible_play_hosts_all") or [])
@@ -72,6 +79,7 @@ class ActionModule(ActionBase):
                                  if name in inventory_groups.get(group, []))
             if not services:
                 continue
+            guard.check_line("inventory host name", name)
             facts = plain(hostvars[name].get("stacktune_host_profile"))
             if not isinstance(facts, dict):
                 raise PlanError(f"host {name!r} has no stacktune_host_profile fact; run the "
@@ -87,21 +95,27 @@ class ActionModule(ActionBase):
             hosts=tuple(hosts),
             workload=_workload(args.get("workload") or "web"),
             pg_version=self._pg_version(args, hosts),
-            connections=int(args["connections"]) if args.get("connections") else None,
-            gunicorn_worker_rss_bytes=parse_human_size(str(args.get("worker_rss") or "160MiB")),
-            django_version=str(args.get("django_version") or "5.2"),
-            overrides=args.get("overrides") or {},
+            connections=(guard.ascii_integer("stacktune_connections", args["connections"], 1,
+                                             guard.MAX_CONNECTIONS)
+                         if args.get("connections") not in (None, "") else None),
+            gunicorn_worker_rss_bytes=guard.human_size(
+                "stacktune_gunicorn_worker_rss", args.get("worker_rss") or "160MiB"),
+            django_version=guard.check_line("stacktune_django_version",
+                                            args.get("django_version") or "5.2"),
+            overrides=_overrides(args.get("overrides") or {}),
         )
 
     @staticmethod
     def _profile(name: str, facts: dict, overrides: dict) -> HostProfile:
         """The inspected profile; inventory may pin memory, cpus or storage (e.g. for staging)."""
         data = dict(facts)
-        if overrides.get("memory"):
-            data["memory_bytes"] = parse_human_size(str(overrides["memory"]))
+        if overrides.get("memory") not in (None, ""):
+            data["memory_bytes"] = guard.human_size(f"host {name!r}: stacktune_memory",
+                                                    overrides["memory"])
             data["memory_source"] = "inventory (stacktune_memory)"
-        if overrides.get("cpus"):
-            data["cpus"] = float(overrides["cpus"])
+        if overrides.get("cpus") not in (None, ""):
+            data["cpus"] = guard.ascii_decimal(f"host {name!r}: stacktune_cpus", overrides["cpus"],
+                                               0, guard.MAX_CPUS, exclusive_minimum=True)
             data["cpu_source"] = "inventory (stacktune_cpus)"
         if overrides.get("storage"):
             data["storage"] = str(overrides["storage"])
@@ -115,8 +129,8 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _pg_version(args: dict, hosts: list[Host]) -> int:
-        if args.get("pg_version"):
-            return int(args["pg_version"])
+        if args.get("pg_version") not in (None, ""):
+            return guard.ascii_integer("stacktune_pg_version", args["pg_version"], 0, 99)
         distro = args.get("distro_pg_versions") or {}
         for host in hosts:
             if "postgresql" not in host.services:
@@ -129,6 +143,21 @@ class ActionModule(ActionBase):
                     f"cannot tell which PostgreSQL version host {host.name!r} gets "
                     f"({host.profile.os_id} {host.profile.os_version}); set stacktune_pg_version")
         return 15
+
+
+def _overrides(overrides: object) -> dict[str, dict[str, object]]:
+    """stacktune_overrides as {service: {setting: value}}, or an error naming the variable."""
+    if not isinstance(overrides, dict):
+        raise PlanError(f"stacktune_overrides = {overrides!r}: expected a mapping like "
+                        "{postgresql: {work_mem: 64MB}}")
+    for service, settings in overrides.items():
+        if service not in PLANNED_SECTIONS:
+            raise PlanError(f"stacktune_overrides: unknown service {service!r}; use one of "
+                            f"{', '.join(PLANNED_SECTIONS)}")
+        if not isinstance(settings, dict):
+            raise PlanError(f"stacktune_overrides.{service} = {settings!r}: expected a mapping "
+                            f"of settings, like {{{service}: {{setting: value}}}}")
+    return overrides
 
 
 def _workload(text: str) -> Workload:

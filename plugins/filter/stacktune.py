@@ -14,7 +14,15 @@ from stacktune.live import (
     pending_restart_settings,
     pgbouncer_config_mismatches,
 )
-from stacktune.render import comment, pg_quote, py
+from stacktune.render import (
+    comment,
+    conf_comment,
+    conf_value,
+    connstr_word,
+    pg_quote,
+    py,
+    py_literal,
+)
 
 
 class FilterModule:
@@ -25,4 +33,9 @@ class FilterModule:
             "pg_quote": pg_quote,
             "py": py,
             "stacktune_comment": comment,
+            # Render-time guards, the same functions as the CLI's renderer.
+            "py_literal": py_literal,
+            "conf_comment": conf_comment,
+            "conf_value": conf_value,
+            "connstr_word": connstr_word,
         }

@@ -1,0 +1,152 @@
+"""The bad-input corpus (tests/data/bad_inputs.yaml) through the CLI and the Ansible plan play.
+
+Every case must exit 2 with one line on stderr that names the offending input and says what
+to do, with no traceback and nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stacktune.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = yaml.safe_load((ROOT / "tests" / "data" / "bad_inputs.yaml").read_text())
+HOST = ["--memory", "4GiB", "--cpus", "2", "--storage", "ssd", "--host-name", "web1"]
+# A message says what to do: one of these words, or argparse's own "(choose from ...)".
+FIX_WORDS = re.compile(
+    r"\b(use|expected|expects|write|set|remove|raise|lower|place|give|choose|drop|keep|"
+    r"at most|at least|one of|must|required|need|needs|did you mean|known|range|see|include|"
+    r"cannot)\b", re.IGNORECASE)
+
+
+def _argv(case: dict, tmp_path: Path) -> list[str]:
+    out = str(tmp_path / "out")
+    afile = tmp_path / "a-file"
+    args = [a.replace("{out}", out).replace("{file}", str(afile)) for a in case["args"]]
+    if "{file}" in "".join(case["args"]):
+        afile.write_text("keep me\n")
+    cmd = case.get("cmd", "render")
+    if cmd == "raw":
+        return args
+    base = [] if case.get("bare") else HOST
+    if cmd == "render":
+        return ["render", "--out", out, *base, *args]
+    return [cmd, *base, *args]
+
+
+def _listing(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): (p.read_bytes() if p.is_file() else b"")
+            for p in sorted(path.rglob("*"))}
+
+
+@pytest.mark.parametrize("case", CORPUS["cli"], ids=[c["id"] for c in CORPUS["cli"]])
+def test_cli_bad_input(case, tmp_path, monkeypatch, capsys):
+    argv = _argv(case, tmp_path)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = _listing(tmp_path)
+    status = main(argv)
+    captured = capsys.readouterr()
+    assert status == 2, (argv, captured)
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("stacktune: error: ")
+    assert "Traceback" not in captured.err
+    assert case["names"] in lines[0], lines[0]
+    assert FIX_WORDS.search(lines[0].removeprefix("stacktune: error: ")), lines[0]
+    assert _listing(tmp_path) == before, "something was written"
+
+
+def test_corpus_size():
+    assert len(CORPUS["cli"]) + len(CORPUS["ansible"]) >= 100
+    ids = [c["id"] for c in CORPUS["cli"]] + [c["id"] for c in CORPUS["ansible"]]
+    assert len(ids) == len(set(ids)) + len({c["id"] for c in CORPUS["cli"]}
+                                           & {c["id"] for c in CORPUS["ansible"]})
+
+
+# --- Ansible ---------------------------------------------------------------------------------
+
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+INVENTORY = """\
+[postgresql]
+localhost
+[pgbouncer]
+localhost
+[redis]
+localhost
+[app]
+localhost
+[all:vars]
+ansible_connection=local
+ansible_python_interpreter={python}
+stacktune_memory=4GiB
+stacktune_cpus=2
+stacktune_storage=ssd
+stacktune_pg_version=15
+"""
+
+
+def _ansible_env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_RETRY_FILES_ENABLED="0",
+               PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
+    return env
+
+
+@pytest.fixture(scope="module")
+def ansible_results(tmp_path_factory) -> dict[str, dict]:
+    """Every Ansible case in one ansible-playbook run: the stacktune role per case, rescued."""
+    tmp_path = tmp_path_factory.mktemp("ansible")
+    inventory = tmp_path / "inventory"
+    inventory.write_text(INVENTORY.format(python=sys.executable))
+    cases = tmp_path / "cases.json"
+    cases.write_text(json.dumps({"bad_cases": CORPUS["ansible"]}))
+    results = tmp_path / "results.json"
+    proc = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(ROOT / "tests" / "playbooks" /
+                                                         "bad_vars.yml"),
+         "-e", f"@{cases}", "-e", f"bad_results_file={results}"],
+        cwd=ROOT, env=_ansible_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return {r["id"]: r for r in json.loads(results.read_text())}
+
+
+@pytest.mark.parametrize("case", CORPUS["ansible"], ids=[c["id"] for c in CORPUS["ansible"]])
+def test_ansible_bad_variable(case, ansible_results):
+    result = ansible_results[case["id"]]
+    assert result["failed"], f"{case['id']} was accepted: {result}"
+    message = result["msg"]
+    assert "Traceback" not in message
+    assert case["names"] in message, message
+    assert not result["planned"], "a plan was kept although the input is bad"
+
+
+def test_plan_play_stops_before_any_change(tmp_path):
+    """playbooks/plan.yml itself: a bad override fails the plan task; host_tuning never runs."""
+    inventory = tmp_path / "inventory"
+    inventory.write_text(INVENTORY.format(python=sys.executable))
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps({"stacktune_overrides": {"pgbouncer": {"pool_mode": "statement"}},
+                                 "host_tuning_sysctl_file": str(tmp_path / "sysctl.conf")}))
+    proc = subprocess.run(
+        # --check: should the plan be accepted after all, host_tuning must not touch this machine.
+        [str(ANSIBLE_PLAYBOOK), "--check", "-i", str(inventory),
+         str(ROOT / "playbooks" / "plan.yml"), "-e", f"@{extra}"],
+        cwd=ROOT, env=_ansible_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert "pgbouncer.pool_mode" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "host_tuning" not in proc.stdout
+    assert not (tmp_path / "sysctl.conf").exists()
