@@ -194,7 +194,7 @@ def format_table(view: dict[str, object]) -> str:
     ]
     reasons = view["reasons"]
     assert isinstance(reasons, dict)
-    for service in (*SERVICES, "django", "sysctl"):
+    for service in (*SERVICES, "postgresql_app_role", "django", "sysctl"):
         settings = view.get(service)
         if not isinstance(settings, dict) or not settings:
             continue

@@ -18,7 +18,9 @@ SUPPORTED_PG_VERSIONS = (13, 14, 15, 16, 17, 18)
 # Services the engine places on hosts. Django settings follow Gunicorn (they
 # are deployed on the app tier); sysctl is planned for every host.
 SERVICES = ("postgresql", "pgbouncer", "redis", "gunicorn")
-PLANNED_SECTIONS = (*SERVICES, "django", "sysctl")
+# postgresql_app_role: settings of the application's database role (ALTER ROLE ... SET),
+# planned whenever postgresql is placed.
+PLANNED_SECTIONS = (*SERVICES, "postgresql_app_role", "django", "sysctl")
 
 
 class PlanError(ValueError):

@@ -39,6 +39,10 @@ from stacktune.planners.postgresql import (
     nr_hugepages,
     plan_postgresql,
 )
+from stacktune.planners.postgresql_app_role import (
+    APP_ROLE_SETTINGS,
+    plan_postgresql_app_role,
+)
 from stacktune.planners.redis import plan_redis
 from stacktune.planners.sysctl import plan_sysctl
 from stacktune.section import Section
@@ -80,9 +84,11 @@ class Plan:
         placed = set(host_plan.host.services)
         if "gunicorn" in placed:
             placed.add("django")
+        if "postgresql" in placed:
+            placed.add("postgresql_app_role")
         view: dict[str, object] = {"host": self._host_dict(host_plan)}
         reasons: dict[str, str] = {}
-        for service in (*SERVICES, "django"):
+        for service in (*SERVICES, "postgresql_app_role", "django"):
             if service in placed and service in self.services:
                 view[service] = dict(self.services[service])
                 reasons.update({k: v for k, v in self.reasons.items()
@@ -169,6 +175,15 @@ class Overrides:
 def _normalise(service: str, name: str, value: object, pg_version: int) -> object:
     if service == "postgresql":
         return pg_params.validate_pg_value(name, str(value), pg_version)
+    if service == "postgresql_app_role":
+        if name not in APP_ROLE_SETTINGS:
+            raise catalogue.unknown_setting(service, name, APP_ROLE_SETTINGS)
+        try:
+            return pg_params.validate_pg_value(name, str(value), pg_version)
+        except PlanError as error:
+            # Same rules as the server-wide parameter; name the setting as the user wrote it.
+            raise PlanError(str(error).replace(f"postgresql.{name}", f"{service}.{name}", 1)
+                            ) from None
     return catalogue.normalise_setting(service, name, value)
 
 
@@ -254,6 +269,7 @@ def plan_stack(inputs: StackInputs) -> Plan:
             shared_buffers_override=(parse_pg_memory(str(shared_override))
                                      if shared_override is not None else None),
         )
+        sections["postgresql_app_role"] = plan_postgresql_app_role()
         if pooled:
             sections["pgbouncer"] = plan_pgbouncer(chain)
     redis_hosts = inputs.hosts_running("redis")

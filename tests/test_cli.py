@@ -43,8 +43,8 @@ def plan_json(capsys, *argv: str) -> dict:
 
 def test_plan_json_is_one_object_with_every_section(capsys):
     data = plan_json(capsys)
-    assert set(data) == {"host", "postgresql", "pgbouncer", "redis", "gunicorn", "django",
-                         "sysctl", "reasons", "warnings"}
+    assert set(data) == {"host", "postgresql", "postgresql_app_role", "pgbouncer", "redis",
+                         "gunicorn", "django", "sysctl", "reasons", "warnings"}
     for section in STRING_SECTIONS:
         assert data[section], section
         assert all(isinstance(v, str) for v in data[section].values()), section
@@ -75,7 +75,8 @@ def test_plan_json_matches_the_engine(capsys):
 
 def test_services_not_placed_are_absent(capsys):
     data = plan_json(capsys, "--services", "postgresql,pgbouncer")
-    assert set(data) == {"host", "postgresql", "pgbouncer", "sysctl", "reasons", "warnings"}
+    assert set(data) == {"host", "postgresql", "postgresql_app_role", "pgbouncer", "sysctl",
+                         "reasons", "warnings"}
     assert not any(k.startswith(("redis.", "gunicorn.", "django.")) for k in data["reasons"])
     assert data["host"]["services"] == ["pgbouncer", "postgresql"]
 

@@ -862,10 +862,11 @@ def test_multi_host_views_hold_only_their_services():
     p = three_tier()
     keys = {name: set(p.host_view(name)) - {"host", "reasons", "warnings", "sysctl"}
             for name in p.hosts}
-    assert keys == {"db": {"postgresql", "pgbouncer"}, "cache": {"redis"},
+    assert keys == {"db": {"postgresql", "postgresql_app_role", "pgbouncer"}, "cache": {"redis"},
                     "app1": {"gunicorn", "django"}, "app2": {"gunicorn", "django"}}
     db_reasons = p.host_view("db")["reasons"]
-    assert all(k.split(".")[0] in ("postgresql", "pgbouncer", "sysctl") for k in db_reasons)
+    assert all(k.split(".")[0] in ("postgresql", "postgresql_app_role", "pgbouncer", "sysctl")
+               for k in db_reasons)
     assert p.host_view("app1")["host"]["services"] == ["gunicorn"]
 
 
