@@ -66,12 +66,16 @@ def _text() -> Setting:
     return Setting(normalise, "text")
 
 
-def _redis_memory() -> Setting:
+def _redis_memory(minimum: int = 0) -> Setting:
     def normalise(key: str, value: object) -> object:
         try:
-            return format_redis_memory(parse_redis_memory(str(value)))
+            size = parse_redis_memory(str(value))
         except UnitError as error:
             raise PlanError(f"{key}: {error}") from None
+        if size < minimum:
+            raise PlanError(f"{key} = {value!r}: Redis requires at least "
+                            f"{format_redis_memory(minimum)}")
+        return format_redis_memory(size)
     return Setting(normalise, "a size like 512mb or 2gb")
 
 
@@ -140,6 +144,7 @@ CATALOGUE: dict[str, dict[str, Setting]] = {
         "server_lifetime": _number(0),
         "server_connect_timeout": _number(0),
         "server_login_retry": _number(0),
+        "client_login_timeout": _number(0),
         "query_wait_timeout": _number(0),
         "query_timeout": _number(0),
         "client_idle_timeout": _number(0),
@@ -164,6 +169,10 @@ CATALOGUE: dict[str, dict[str, Setting]] = {
         "timeout": _int(0),
         "tcp-keepalive": _int(0),
         "maxclients": _int(1),
+        # Redis refuses values below 1mb for both.
+        "proto-max-bulk-len": _redis_memory(minimum=1024 * 1024),
+        "client-query-buffer-limit": _redis_memory(minimum=1024 * 1024),
+        "client-output-buffer-limit": _text(),
         "hz": _int(1, 500),
         "io-threads": _int(1, 128),
         "activedefrag": YES_NO,

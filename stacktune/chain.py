@@ -28,8 +28,12 @@ MIN_POOL_SIZE = 2
 # A graceful Gunicorn reload (HUP) starts new workers before old ones exit,
 # so for a moment the app tier holds twice its connections.
 RELOAD_OVERLAP_FACTOR = 2
-# psql sessions, monitoring agents, migrations and backups through PgBouncer.
+# psql sessions, admin/stats consoles, monitoring agents, health checks, migrations and
+# backups through PgBouncer.
 PGBOUNCER_ADMIN_CLIENTS = 10
+# Never fewer client slots than PgBouncer's own default: a slot costs a few kB, and
+# unauthenticated sockets hold one each until client_login_timeout.
+PGBOUNCER_MIN_CLIENT_CONN = 100
 # Direct (not pooled) connections for administration, monitoring and
 # replication, on top of the pools.
 ADMIN_CONNECTIONS = 10
@@ -117,7 +121,8 @@ def connection_chain(
     min_pool = overrides.get("pgbouncer.min_pool_size", max(1, pool // 4))
     max_db = overrides.get("pgbouncer.max_db_connections", pool + reserve)
     max_client = overrides.get(
-        "pgbouncer.max_client_conn", clients * RELOAD_OVERLAP_FACTOR + PGBOUNCER_ADMIN_CLIENTS)
+        "pgbouncer.max_client_conn",
+        max(clients * RELOAD_OVERLAP_FACTOR + PGBOUNCER_ADMIN_CLIENTS, PGBOUNCER_MIN_CLIENT_CONN))
     max_connections = overrides.get(
         "postgresql.max_connections", max_db + ADMIN_CONNECTIONS + reserved)
     chain = ConnectionChain(

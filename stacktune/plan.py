@@ -46,6 +46,7 @@ from stacktune.planners.postgresql_app_role import (
 from stacktune.planners.redis import plan_redis
 from stacktune.planners.sysctl import plan_sysctl
 from stacktune.section import Section
+from stacktune.timeout_chain import check_timeout_chain
 from stacktune.units import (
     format_redis_memory,
     human_bytes,
@@ -373,6 +374,7 @@ def check_invariants(plan: Plan) -> None:
             plan.warnings.append(
                 f"pgbouncer.max_client_conn = {bouncer['max_client_conn']} may need "
                 f"{human_bytes(needed)}, more than PgBouncer's budget")
+    check_timeout_chain(plan.services)
     django = plan.services.get("django")
     if django is not None:
         if (bouncer is not None and bouncer["pool_mode"] == "transaction"

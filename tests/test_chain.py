@@ -70,7 +70,7 @@ def test_pooled_chain_for_a_small_web_host():
     assert c.reserve_pool_size == 2          # ceil(6 / 4)
     assert c.min_pool_size == 1              # 6 // 4
     assert c.max_db_connections == 8         # pool + reserve
-    assert c.max_client_conn == 30           # 10 x 2 + 10
+    assert c.max_client_conn == 100          # 10 x 2 + 10, raised to PgBouncer's default 100
     assert c.max_connections == 21           # 8 + 10 admin + 3 reserved
     assert c.active_backends == 8
 
@@ -85,7 +85,7 @@ def test_pool_never_above_the_apps_connections():
 def test_max_client_conn_covers_clients_twice_plus_admin():
     for clients in (1, 10, 200, 2056):
         c = chain(clients, cpus=4)
-        assert c.max_client_conn == clients * 2 + 10
+        assert c.max_client_conn == max(clients * 2 + 10, 100)
         assert c.max_client_conn >= clients
 
 

@@ -279,7 +279,7 @@ def test_render_pgbouncer_ini_parses(capsys, tmp_path):
     assert ini["databases"]["app"] == "host=127.0.0.1 port=5432 dbname=app"
     bouncer = ini["pgbouncer"]
     assert bouncer["pool_mode"] == "transaction"
-    assert bouncer["max_client_conn"] == "30"
+    assert bouncer["max_client_conn"] == "100"
     assert bouncer["default_pool_size"] == "6"
     assert bouncer["listen_addr"] == "127.0.0.1"
 

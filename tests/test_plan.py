@@ -390,12 +390,12 @@ def test_pgbouncer_settings_from_the_chain():
     # hba: auth_hba_file admits only the app tier, each rule scram-sha-256.
     assert b["auth_type"] == "hba"
     assert "scram-sha-256" in p.reasons["pgbouncer.auth_type"]
-    assert b["max_client_conn"] == "30"            # 5 workers x 2 threads x 2 + 10
+    assert b["max_client_conn"] == "100"           # 5 x 2 threads x 2 + 10 = 30, floor 100
     assert b["default_pool_size"] == "6"
     assert b["min_pool_size"] == "1"
     assert b["reserve_pool_size"] == "2"
     assert b["max_db_connections"] == "8"
-    assert b["query_wait_timeout"] == "30"
+    assert b["query_wait_timeout"] == "10"
     assert "10 app connections (5 workers x 2 threads x 1 app host(s)) x 2" in \
         p.reasons["pgbouncer.max_client_conn"]
     assert all(isinstance(v, str) for v in b.values())
@@ -772,7 +772,7 @@ def test_expected_connections_below_the_app_tier_warn():
 def test_expected_connections_without_an_app_tier():
     p = plan(("postgresql", "pgbouncer"), connections=40)
     assert p.chain.app_clients == 40
-    assert p.services["pgbouncer"]["max_client_conn"] == "90"
+    assert p.services["pgbouncer"]["max_client_conn"] == "100"   # 40 x 2 + 10, floor 100
 
 
 @pytest.mark.parametrize(("workload", "clients"), [(Workload.WEB, 200), (Workload.OLTP, 300),
@@ -841,7 +841,7 @@ def test_multi_host_gunicorn_is_sized_for_the_smaller_app_host():
 def test_multi_host_chain_covers_both_app_hosts():
     p = three_tier()
     assert p.chain.app_clients == 5 * 2 * 2
-    assert p.services["pgbouncer"]["max_client_conn"] == str(5 * 2 * 2 * 2 + 10)
+    assert p.services["pgbouncer"]["max_client_conn"] == "100"   # 5 x 2 x 2 x 2 + 10, floor
     # The pool is sized for the database host: 2 x 8 CPUs + 4 (NVMe), at most the clients.
     assert p.services["pgbouncer"]["default_pool_size"] == "20"
     assert "2 app host(s)" in p.reasons["pgbouncer.max_client_conn"]

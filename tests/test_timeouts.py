@@ -51,8 +51,8 @@ def test_no_app_role_section_without_postgresql():
 
 
 def test_app_role_override_applies_with_its_reason():
-    p = plan(overrides={"postgresql_app_role": {"statement_timeout": "20s"}})
-    assert p.services["postgresql_app_role"]["statement_timeout"] == "20s"
+    p = plan(overrides={"postgresql_app_role": {"statement_timeout": "12s"}})
+    assert p.services["postgresql_app_role"]["statement_timeout"] == "12s"
     assert "15s" in p.reasons["postgresql_app_role.statement_timeout"]
 
 
@@ -69,12 +69,119 @@ def test_app_role_bad_overrides_name_the_setting(name, value, message):
 
 def test_cli_json_and_table_print_the_app_role(capsys):
     assert main(["plan", *HOST, "--format", "json",
-                 "--set", "postgresql_app_role.statement_timeout=20s"]) == 0
+                 "--set", "postgresql_app_role.statement_timeout=12s"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["postgresql_app_role"]["statement_timeout"] == "20s"
+    assert data["postgresql_app_role"]["statement_timeout"] == "12s"
     assert data["reasons"]["postgresql_app_role.lock_timeout"]
     assert main(["plan", *HOST]) == 0
     table = capsys.readouterr().out
     assert "[postgresql_app_role]" in table
     assert "statement_timeout" in table.split("[postgresql_app_role]")[1].split("[")[0]
 
+
+
+# --- The timeout chain (issue 8, item 7) ------------------------------------------------------
+
+
+def seconds(p: Plan, service: str, name: str) -> float:
+    from stacktune.units import parse_pg_duration
+    value = str(p.services[service][name])
+    return parse_pg_duration(value, "ms" if service.startswith("postgresql") else "s")
+
+
+def test_chain_is_shortest_at_the_database():
+    p = plan()
+    lock = seconds(p, "postgresql_app_role", "lock_timeout")
+    statement = seconds(p, "postgresql_app_role", "statement_timeout")
+    wait = seconds(p, "pgbouncer", "query_wait_timeout")
+    timeout = seconds(p, "gunicorn", "timeout")
+    graceful = seconds(p, "gunicorn", "graceful_timeout")
+    assert lock < statement < timeout
+    assert wait < timeout
+    assert statement + wait < timeout          # a query that queued, then ran, still fits
+    assert graceful >= statement + wait        # in-flight requests finish on a reload
+    for name in ("query_wait_timeout", "server_login_retry", "server_connect_timeout",
+                 "client_login_timeout"):
+        assert p.reasons[f"pgbouncer.{name}"], name
+
+
+def test_pgbouncer_retries_a_restarted_server_within_a_second():
+    p = plan()
+    assert p.services["pgbouncer"]["server_login_retry"] == "1"
+    assert float(p.services["pgbouncer"]["server_connect_timeout"]) < seconds(
+        p, "pgbouncer", "query_wait_timeout")
+
+
+def test_client_login_time_is_bounded():
+    p = plan()
+    assert p.services["pgbouncer"]["client_login_timeout"] == "10"
+
+
+@pytest.mark.parametrize(("overrides", "first", "second"), [
+    ({"postgresql_app_role": {"statement_timeout": "40s"}},
+     "postgresql_app_role.statement_timeout", "gunicorn.timeout"),
+    ({"postgresql_app_role": {"statement_timeout": "0"}},
+     "postgresql_app_role.statement_timeout", "gunicorn.timeout"),
+    ({"postgresql_app_role": {"lock_timeout": "20s"}},
+     "postgresql_app_role.lock_timeout", "postgresql_app_role.statement_timeout"),
+    ({"pgbouncer": {"query_wait_timeout": "30"}},
+     "pgbouncer.query_wait_timeout", "gunicorn.timeout"),
+    ({"gunicorn": {"timeout": "20"}},
+     "postgresql_app_role.statement_timeout", "gunicorn.timeout"),
+    ({"gunicorn": {"graceful_timeout": "5"}},
+     "gunicorn.graceful_timeout", "postgresql_app_role.statement_timeout"),
+    ({"pgbouncer": {"server_login_retry": "15"}},
+     "pgbouncer.server_login_retry", "pgbouncer.query_wait_timeout"),
+])
+def test_an_override_out_of_order_names_both_settings(overrides, first, second):
+    with pytest.raises(PlanError) as error:
+        plan(overrides=overrides)
+    assert first in str(error.value) and second in str(error.value)
+
+
+def test_overrides_that_keep_the_order_are_accepted():
+    p = plan(overrides={"postgresql_app_role": {"statement_timeout": "25s"},
+                        "pgbouncer": {"query_wait_timeout": "20"},
+                        "gunicorn": {"timeout": "60", "graceful_timeout": "60"}})
+    assert p.services["postgresql_app_role"]["statement_timeout"] == "25s"
+
+
+def test_direct_path_counts_django_pool_wait():
+    p = plan(("postgresql", "gunicorn"))
+    statement = seconds(p, "postgresql_app_role", "statement_timeout")
+    pool_wait = p.services["django"]["DATABASE_POOL"]["timeout"]
+    assert statement + pool_wait < seconds(p, "gunicorn", "timeout")
+
+
+# --- PgBouncer client slots (issue 8, item 4) -------------------------------------------------
+
+
+def test_max_client_conn_has_headroom_for_reloads_consoles_and_slow_logins():
+    p = plan(("postgresql", "pgbouncer", "gunicorn"))
+    app = p.chain.app_clients                    # 5 workers x 2 threads
+    limit = int(p.services["pgbouncer"]["max_client_conn"])
+    assert limit >= 2 * app + 10
+    assert limit >= 100                          # PgBouncer's own default, never fewer
+    reason = p.reasons["pgbouncer.max_client_conn"]
+    assert "reload" in reason and "client_login_timeout" in reason
+
+
+# --- Redis caps (issue 8, item 9) -------------------------------------------------------------
+
+
+def test_redis_caps_value_and_client_buffer_sizes_from_maxmemory():
+    from stacktune.units import parse_redis_memory
+    p = plan()
+    r = p.services["redis"]
+    maxmemory = parse_redis_memory(r["maxmemory"])
+    bulk = parse_redis_memory(r["proto-max-bulk-len"])
+    query = parse_redis_memory(r["client-query-buffer-limit"])
+    kind, hard, soft, secs = r["client-output-buffer-limit"].split()
+    assert kind == "normal"
+    assert 1024 * 1024 <= bulk <= maxmemory // 8
+    assert bulk <= query <= maxmemory // 4
+    assert bulk <= parse_redis_memory(soft) <= parse_redis_memory(hard) <= maxmemory // 4
+    assert int(secs) > 0
+    for name in ("proto-max-bulk-len", "client-query-buffer-limit",
+                 "client-output-buffer-limit"):
+        assert p.reasons[f"redis.{name}"]

@@ -26,9 +26,12 @@ def plan_gunicorn(workers: int, cpus: float, worker_rss_bytes: int, app_hosts: i
     s.set("threads", str(THREADS),
           f"each thread holds one Django connection: {workers} x {THREADS} x {app_hosts} "
           "app host(s) feed the connection chain")
-    s.set("timeout", str(TIMEOUT_SECONDS), "kill a worker stuck for 30 s (Gunicorn's default)")
+    s.set("timeout", str(TIMEOUT_SECONDS),
+          "kill a worker whose main loop is stuck for 30 s (Gunicorn's default); with gthread "
+          "it does not stop one slow request, the database timeouts below it do")
     s.set("graceful_timeout", str(TIMEOUT_SECONDS),
-          "let in-flight requests finish on reload")
+          "on reload, in-flight requests get as long as the longest the timeout chain allows "
+          "(queue wait + statement_timeout)")
     s.set("keepalive", str(KEEPALIVE_SECONDS),
           "seconds to hold an idle keep-alive connection from the proxy")
     s.set("max_requests", str(MAX_REQUESTS),

@@ -1,0 +1,92 @@
+"""The timeout chain of one request, shortest at the database.
+
+    lock_timeout < statement_timeout                       (PostgreSQL, app role)
+    statement_timeout + wait for a connection < gunicorn.timeout
+    pgbouncer.query_wait_timeout < gunicorn.timeout
+    pgbouncer.server_login_retry, server_connect_timeout < query_wait_timeout
+    gunicorn.graceful_timeout >= statement_timeout + wait for a connection
+
+The wait for a connection is PgBouncer's query_wait_timeout when PgBouncer is
+placed, else the Django pool's timeout when it has one. With Gunicorn's gthread
+worker, ``timeout`` only restarts a worker whose main loop is stuck; a slow request
+in a thread is bounded by the database's statement_timeout, so that one must be
+set (0 = off breaks the chain). An override that breaks an order is a PlanError
+naming both settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from stacktune.model import PlanError
+from stacktune.units import UnitError, parse_pg_duration
+
+Services = Mapping[str, Mapping[str, object]]
+
+
+def _pg_seconds(value: object) -> float:
+    """A PostgreSQL time value in seconds (a bare number is milliseconds)."""
+    try:
+        return parse_pg_duration(str(value), "ms")
+    except UnitError as error:
+        raise PlanError(str(error)) from None
+
+
+def _number(value: object) -> float:
+    return float(str(value).strip().strip("'\""))
+
+
+def _order(first: str, first_s: float, second: str, second_s: float, why: str) -> None:
+    raise PlanError(f"{first} ({first_s:g} s) must be below {second} ({second_s:g} s): {why}; "
+                    f"lower {first} or raise {second}")
+
+
+def check_timeout_chain(services: Services) -> None:
+    """Raise PlanError when the planned or overridden timeouts are out of order."""
+    role = services.get("postgresql_app_role")
+    bouncer = services.get("pgbouncer")
+    gunicorn = services.get("gunicorn")
+    django = services.get("django")
+
+    statement = None
+    if role is not None:
+        statement = _pg_seconds(role.get("statement_timeout", "0"))
+        lock = _pg_seconds(role.get("lock_timeout", "0"))
+        if lock > 0 and statement > 0 and lock >= statement:
+            _order("postgresql_app_role.lock_timeout", lock,
+                   "postgresql_app_role.statement_timeout", statement,
+                   "a statement waiting for a lock would be cancelled as slow, not as blocked")
+
+    wait, wait_name = 0.0, ""
+    if bouncer is not None:
+        wait, wait_name = _number(bouncer["query_wait_timeout"]), "pgbouncer.query_wait_timeout"
+        for name in ("server_login_retry", "server_connect_timeout"):
+            if name in bouncer and wait > 0 and _number(bouncer[name]) >= wait:
+                _order(f"pgbouncer.{name}", _number(bouncer[name]), wait_name, wait,
+                       "a client would give up before PgBouncer retries a restarted server")
+    elif django is not None and isinstance(django.get("DATABASE_POOL"), dict):
+        pool_timeout = django["DATABASE_POOL"].get("timeout")
+        if isinstance(pool_timeout, (int, float)) and not isinstance(pool_timeout, bool):
+            wait, wait_name = float(pool_timeout), "django.DATABASE_POOL.timeout"
+
+    if gunicorn is None:
+        return
+    timeout = _number(gunicorn["timeout"])
+    graceful = _number(gunicorn["graceful_timeout"])
+    if bouncer is not None and (wait == 0 or wait >= timeout):
+        _order("pgbouncer.query_wait_timeout", wait or float("inf"), "gunicorn.timeout",
+               timeout, "a queued request must fail before Gunicorn gives up on it")
+    if statement is None:
+        return
+    bound = (statement or float("inf")) + wait
+    with_wait = f" + {wait_name}" if wait_name else ""
+    if statement == 0 or bound >= timeout:
+        _order(f"postgresql_app_role.statement_timeout{with_wait}", bound, "gunicorn.timeout",
+               timeout, "with the gthread worker only the database stops a slow request, so "
+               "it must do so before Gunicorn's timeout")
+    if graceful < bound:
+        raise PlanError(
+            f"gunicorn.graceful_timeout ({graceful:g} s) is below "
+            f"postgresql_app_role.statement_timeout{with_wait} ({bound:g} s): a reload would "
+            "kill requests the database still allows; raise gunicorn.graceful_timeout or "
+            "lower the database timeouts")
