@@ -354,10 +354,11 @@ def child_test_plain_http_is_redirected_to_https_but_healthz_answers(client):
         assert response["Location"] == f"https://testserver{url}"
     with CaptureQueriesContext(connection) as queries:
         health = client.get("/healthz")
-    assert health.status_code == 200 and health.content == b"ok"
-    assert len(queries.captured_queries) == 0
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "database": "ok", "cache": "ok"}
+    assert [q["sql"] for q in queries.captured_queries] == ["SELECT 1"]
     # A probe by IP address, not in ALLOWED_HOSTS, still gets its answer.
-    assert client.get("/healthz", HTTP_HOST="10.1.2.3:8000").content == b"ok"
+    assert client.get("/healthz", HTTP_HOST="10.1.2.3:8000").json()["status"] == "ok"
     assert client.get("/", HTTP_HOST="10.1.2.3:8000").status_code == 400
 
 
@@ -365,7 +366,33 @@ def child_test_https_through_the_proxy(https):
     response = https.get("/")
     assert response.status_code == 200
     assert response["Strict-Transport-Security"] == "max-age=3600; includeSubDomains"
-    assert https.get("/healthz").content == b"ok"
+    assert https.get("/healthz").json()["status"] == "ok"
+
+
+def child_test_healthz_reports_a_cache_that_keeps_nothing_as_degraded(client):
+    """A cache that answers every call with a miss (what django-redis does while Redis is
+    down, IGNORE_EXCEPTIONS) is degraded: 200, the site still serves pages."""
+    from django.test import override_settings
+
+    dummy = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    with override_settings(CACHES=dummy):
+        health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json() == {"status": "degraded", "database": "ok", "cache": "degraded"}
+    assert health["Cache-Control"] == "no-store"
+
+
+def child_test_healthz_is_503_when_the_database_fails(client, monkeypatch):
+    from django.db import OperationalError
+    from publishing import middleware
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(middleware.connection, "cursor", refuse)
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert health.json() == {"status": "down", "database": "down", "cache": "ok"}
 
 
 def child_test_check_deploy_passes():

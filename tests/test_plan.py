@@ -512,7 +512,7 @@ def test_django_42_without_pgbouncer_keeps_persistent_connections():
 
 def test_django_cache_on_redis():
     d = plan(ALL).services["django"]
-    assert d["CACHE_BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert d["CACHE_BACKEND"] == "django_redis.cache.RedisCache"
     assert d["CACHE_PORT"] == 6379
     assert d["SESSION_ENGINE"] == "django.contrib.sessions.backends.cached_db"
 
@@ -920,7 +920,7 @@ def test_multi_host_sysctl_differs_per_host():
 def test_multi_host_django_points_at_pgbouncer_and_redis():
     d = three_tier().services["django"]
     assert d["DATABASE_PORT"] == 6432
-    assert d["CACHE_BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert d["CACHE_BACKEND"] == "django_redis.cache.RedisCache"
 
 
 # --- The plan as data -----------------------------------------------------------------------------

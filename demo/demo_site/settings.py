@@ -46,8 +46,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: answers GET /healthz with "ok" before anything else runs (no DB,
-    # no ALLOWED_HOSTS check, no HTTPS redirect), for probes that use the IP.
+    # First: answers GET /healthz with each dependency's state before anything
+    # else runs (no ALLOWED_HOSTS check, no HTTPS redirect), for probes that use the IP.
     "publishing.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -141,7 +141,13 @@ def _cache_from_env():
     """CACHES["default"]: Redis when REDIS_URL is set, the local-memory cache otherwise."""
     redis_url = os.environ.get("REDIS_URL", "")
     if redis_url:
-        backend = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
+        # As the deploy: a Redis outage reads as cache misses (django-redis IGNORE_EXCEPTIONS).
+        backend = {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": redis_url,
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True, "SOCKET_CONNECT_TIMEOUT": 0.25,
+                        "SOCKET_TIMEOUT": 0.5},
+        }
     else:
         backend = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     # The same prefix as the deploy's, so keys look alike: stacktune:1:popular-categories.
