@@ -116,3 +116,22 @@ def test_each_tier_has_a_tag_and_runs_alone():
                                cwd=ROOT, capture_output=True, text=True, check=True).stdout
         first_play = plays.split("play #2")[0]
         assert "Inspect every host and plan the stack" in first_play, tier
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("redis_port", "not-a-port", "redis_port"),
+    ("redis_firewall", "maybe", "redis_firewall"),
+    ("postgresql_port", "5432x", "postgresql_port"),
+    ("django_settings_migrate", "sometimes", "django_settings_migrate"),
+])
+def test_a_later_tier_variable_is_rejected_in_the_plan_play(inventory, tmp_path, variable,
+                                                             value, message):
+    """A bad value for any tier's role fails the plan play, before the first tier runs."""
+    dump = tmp_path / "plan.json"
+    result = ansible_playbook(inventory, DUMP, "-e", f"plan_dump_path={dump}",
+                              "-e", json.dumps({variable: value}))
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "Check the variables of every role this host will run" in out, out[-3000:]
+    assert message in out, out[-3000:]
+    assert not dump.exists()
