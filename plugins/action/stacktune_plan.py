@@ -72,18 +72,20 @@ class ActionModule(ActionBase):
         groups_map = {**DEFAULT_GROUPS, **groups}
         inventory_groups = task_vars.get("groups", {})
         hostvars = task_vars.get("hostvars", {})
-        play_hosts = list(task_vars.get("ansible_play_hosts_all") or [])
         hosts = []
-        for name in play_hosts:
+        # Every host the inventory places a service on, whatever --limit says: the
+        # plan (pool sizes, the connection chain) is the whole stack's, so a limited
+        # run must compute the same one as a full run.
+        for name in _placed_hosts(inventory_groups, groups_map):
             services = frozenset(service for service, group in groups_map.items()
                                  if name in inventory_groups.get(group, []))
-            if not services:
-                continue
             guard.check_line("inventory host name", name)
             facts = plain(hostvars[name].get("stacktune_host_profile"))
             if not isinstance(facts, dict):
-                raise PlanError(f"host {name!r} has no stacktune_host_profile fact; run the "
-                                "host_profile module on it first (role stacktune_plan does)")
+                raise PlanError(
+                    f"host {name!r} has no stacktune_host_profile fact: the plan needs every "
+                    "placed host's profile, also under --limit; the stacktune role inspects "
+                    "hosts outside the limit, so check that it ran and that the host is reachable")
             pins = {key: plain(hostvars[name].get(f"stacktune_{key}"))
                     for key in ("memory", "cpus", "storage")}
             hosts.append(Host(name, self._profile(name, facts, pins), services))
@@ -158,6 +160,12 @@ def _overrides(overrides: object) -> dict[str, dict[str, object]]:
             raise PlanError(f"stacktune_overrides.{service} = {settings!r}: expected a mapping "
                             f"of settings, like {{{service}: {{setting: value}}}}")
     return overrides
+
+
+def _placed_hosts(inventory_groups: dict, groups_map: dict) -> list[str]:
+    """Hosts of the stacktune groups, in inventory order (the order a full run plays them)."""
+    placed = {name for group in groups_map.values() for name in inventory_groups.get(group, [])}
+    return [name for name in inventory_groups.get("all", []) if name in placed]
 
 
 def _workload(text: str) -> Workload:

@@ -1,0 +1,203 @@
+"""The playbooks' surface, through ansible-playbook on local hosts (no containers):
+the plan under --limit, tier tags, standalone tier playbooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
+DUMP = ROOT / "tests" / "playbooks" / "plan_dump.yml"
+
+# Three tiers on four local "hosts", hardware pinned so the plan does not depend on
+# this machine: database with PgBouncer, a cache host, two app hosts.
+THREE_TIER = """
+all:
+  vars:
+    ansible_connection: local
+    ansible_python_interpreter: "{python}"
+    stacktune_pg_version: 15
+{secrets}
+  children:
+    postgresql:
+      hosts:
+        db1: {{stacktune_memory: 8GiB, stacktune_cpus: 4, stacktune_storage: ssd}}
+    pgbouncer:
+      hosts:
+        db1: {{}}
+    redis:
+      hosts:
+        cache1: {{stacktune_memory: 2GiB, stacktune_cpus: 1, stacktune_storage: ssd}}
+    app:
+      hosts:
+        app1: {{stacktune_memory: 2GiB, stacktune_cpus: 2, stacktune_storage: ssd}}
+        app2: {{stacktune_memory: 2GiB, stacktune_cpus: 2, stacktune_storage: ssd}}
+"""
+
+
+SECRETS = ("postgresql_app_password", "pgbouncer_admin_password", "pgbouncer_stats_password",
+           "redis_app_password", "redis_admin_password", "django_settings_secret_key")
+TEST_SECRETS = "\n".join(f"    {name}: test-only-{name}-0123456789012345678901234567890123456789"
+                         for name in SECRETS)
+
+
+def ansible_playbook(inventory: Path, playbook: Path | str,
+                     *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"}
+    command = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook), *args]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("inventory") / "hosts.yml"
+    path.write_text(THREE_TIER.format(python=sys.executable, secrets=TEST_SECRETS))
+    return path
+
+
+def plan_with(inventory: Path, tmp_path: Path, *args: str) -> dict:
+    dump = tmp_path / f"plan{len(list(tmp_path.iterdir()))}.json"
+    result = ansible_playbook(inventory, DUMP, "-e", f"plan_dump_path={dump}", *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return json.loads(dump.read_text())
+
+
+@pytest.fixture(scope="module")
+def full_plan(inventory, tmp_path_factory) -> dict:
+    return plan_with(inventory, tmp_path_factory.mktemp("full"))
+
+
+def test_limit_does_not_change_the_plan(inventory, tmp_path, full_plan):
+    """A run limited to one host plans the whole inventory: same plan, same views."""
+    full = full_plan
+    assert set(full["views"]) == {"db1", "cache1", "app1", "app2"}
+    # The app tier's two hosts feed PgBouncer's client count: a limited run that
+    # forgot them would size it for fewer (or, limited to the database, none).
+    for limit in ("db1", "app1", "cache1,app2"):
+        limited = plan_with(inventory, tmp_path, "--limit", limit)
+        assert limited["plan"] == full["plan"], f"--limit {limit} changed the plan"
+        assert limited["views"] == full["views"], f"--limit {limit} changed a host's view"
+
+
+def test_groups_follow_stacktune_groups(inventory, tmp_path, full_plan):
+    """Renamed inventory groups place the services for the plays as for the plan."""
+    renamed = inventory.parent / "renamed.yml"
+    renamed.write_text(inventory.read_text().replace("    app:\n", "    web:\n"))
+    dump = plan_with(renamed, tmp_path, "-e", json.dumps(
+        {"stacktune_groups": {"postgresql": "postgresql", "pgbouncer": "pgbouncer",
+                              "redis": "redis", "gunicorn": "web"}}))
+    assert dump["groups"]["stacktune_gunicorn"] == ["app1", "app2"]
+    assert dump["groups"]["stacktune_postgresql"] == ["db1"]
+    assert dump["plan"] == full_plan["plan"]
+
+
+def test_unreachable_host_outside_the_limit_refuses_the_run(inventory, tmp_path):
+    """No profile for a placed host: the run stops at inspection, before any change."""
+    broken = inventory.parent / "broken.yml"
+    broken.write_text(inventory.read_text().replace(
+        "cache1: {stacktune_memory: 2GiB",
+        "cache1: {ansible_connection: ssh, ansible_host: 127.0.0.1, ansible_port: 1, "
+        "stacktune_memory: 2GiB"))
+    result = ansible_playbook(broken, DUMP, "-e", f"plan_dump_path={tmp_path}/x.json",
+                              "--limit", "db1")
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "Inspect the placed hosts outside --limit" in out and "cache1" in out, out[-3000:]
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_each_tier_has_a_tag_and_runs_alone():
+    """--list-tags shows one tag per tier; each tier playbook plans first."""
+    out = subprocess.run([ANSIBLE_PLAYBOOK, "site.yml", "--list-tags"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    tags = set()
+    for line in out.splitlines():
+        if "TASK TAGS:" in line:
+            tags |= {t.strip() for t in line.split("[", 1)[1].rstrip("]").split(",")}
+    assert {"postgresql", "pgbouncer", "redis", "app", "host"} <= tags
+    for tier in ("postgresql", "pgbouncer", "redis", "app", "host"):
+        plays = subprocess.run([ANSIBLE_PLAYBOOK, f"playbooks/{tier}.yml", "--list-tasks"],
+                               cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        first_play = plays.split("play #2")[0]
+        assert "Inspect every host and plan the stack" in first_play, tier
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("redis_port", "not-a-port", "redis_port"),
+    ("redis_firewall", "maybe", "redis_firewall"),
+    ("postgresql_port", "5432x", "postgresql_port"),
+    ("django_settings_migrate", "sometimes", "django_settings_migrate"),
+])
+def test_a_later_tier_variable_is_rejected_in_the_plan_play(inventory, tmp_path, variable,
+                                                             value, message):
+    """A bad value for any tier's role fails the plan play, before the first tier runs."""
+    dump = tmp_path / "plan.json"
+    result = ansible_playbook(inventory, DUMP, "-e", f"plan_dump_path={dump}",
+                              "-e", json.dumps({variable: value}))
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "Check the variables of every role this host will run" in out, out[-3000:]
+    assert message in out, out[-3000:]
+    assert not dump.exists()
+
+
+def vaulted_inventory(tmp_path: Path) -> Path:
+    """A copy of the shipped three-tier inventory (its group_vars as they are) on local hosts."""
+    import shutil
+
+    inventory = tmp_path / "production"
+    shutil.copytree(ROOT / "inventory" / "three-tier", inventory, symlinks=False)
+    (inventory / "hosts.yml").write_text(THREE_TIER.format(python=sys.executable, secrets=""))
+    return inventory
+
+
+def test_vaulted_secrets_reach_the_roles(tmp_path):
+    """scripts/new-vault makes an encrypted vault.yml that the shipped group_vars read."""
+    inventory = vaulted_inventory(tmp_path)
+    password = tmp_path / "vault-pass"
+    password.write_text("test-only-vault-password\n")
+    made = subprocess.run([sys.executable, str(ROOT / "scripts" / "new-vault"), str(inventory),
+                           "--vault-id", f"prod@{password}"], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    vault = inventory / "group_vars" / "all" / "vault.yml"
+    assert vault.read_text().startswith("$ANSIBLE_VAULT;1.2;AES256;prod")
+    assert vault.stat().st_mode & 0o077 == 0
+    plain = subprocess.run([ANSIBLE_PLAYBOOK.replace("ansible-playbook", "ansible-vault"), "view",
+                            "--vault-id", f"prod@{password}", str(vault)],
+                           capture_output=True, text=True, check=True).stdout
+    values = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in plain.splitlines()
+              if line.startswith("vault_")}
+    assert set(values) == {f"vault_{name}" for name in SECRETS}
+    assert len(values["vault_django_settings_secret_key"]) >= 50
+
+    dump = tmp_path / "plan.json"
+    result = ansible_playbook(inventory, DUMP, "-e", f"plan_dump_path={dump}",
+                              "-e", "dump_secret_hashes=true", "--vault-id", f"prod@{password}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    import hashlib
+
+    hashes = json.loads(dump.read_text())["secret_hashes"]
+    for name in SECRETS:
+        expected = hashlib.sha256(values[f"vault_{name}"].encode()).hexdigest()
+        assert hashes[name] == expected, name
+    for value in values.values():
+        assert value not in result.stdout
+
+
+def test_a_missing_secret_names_the_variable_and_the_fix(tmp_path):
+    """No vault.yml: the plan play stops, naming the secret and how to make it."""
+    inventory = vaulted_inventory(tmp_path)
+    dump = tmp_path / "plan.json"
+    result = ansible_playbook(inventory, DUMP, "-e", f"plan_dump_path={dump}")
+    assert result.returncode != 0
+    assert "postgresql_app_password is not set for db1" in result.stdout, result.stdout[-3000:]
+    assert "scripts/new-vault" in result.stdout
+    assert not dump.exists()
