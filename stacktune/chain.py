@@ -143,7 +143,24 @@ def connection_chain(
     return chain
 
 
+# PostgreSQL's MAX_BACKENDS (0x3FFFF): connections + autovacuum + worker processes +
+# WAL senders together; max_connections alone must leave room for the others.
+MAX_BACKENDS = 262143
+OTHER_BACKENDS_ALLOWANCE = 1200
+
+
+def _check_max_backends(chain: ConnectionChain) -> None:
+    limit = MAX_BACKENDS - OTHER_BACKENDS_ALLOWANCE
+    if chain.max_connections > limit:
+        raise PlanError(
+            f"postgresql.max_connections = {chain.max_connections} ({chain.app_clients} "
+            f"connections: {chain.client_source}) is above what PostgreSQL allows "
+            f"({MAX_BACKENDS} backends in all, about {limit} after worker and autovacuum "
+            "processes); place PgBouncer in front of PostgreSQL or plan for fewer connections")
+
+
 def _check_direct(chain: ConnectionChain) -> None:
+    _check_max_backends(chain)
     usable = chain.max_connections - chain.superuser_reserved_connections
     if chain.app_clients > usable:
         raise PlanError(
@@ -156,6 +173,7 @@ def _check_direct(chain: ConnectionChain) -> None:
 
 
 def _check_pooled(chain: ConnectionChain) -> None:
+    _check_max_backends(chain)
     usable = chain.max_connections - chain.superuser_reserved_connections
     if chain.min_pool_size > chain.default_pool_size:
         raise PlanError(

@@ -408,7 +408,9 @@ def _slave_dirs(root: str, disk: str) -> list:
 def classify_disk(disk: str, root: str = "/", depth: int = 0) -> tuple:
     """Classify a sysfs disk dir as ``(kind, detail)``.
 
-    Name ``nvme*`` -> nvme; ``queue/rotational`` 1 -> hdd; else ssd. LVM, LUKS
+    Name ``nvme*`` -> nvme; ``queue/rotational`` 1 -> hdd, except on paravirtual
+    disks (``vd*``, ``xvd*``, driver virtio_blk or Xen's), which report 1 whatever
+    backs them and are taken as ssd; else ssd. LVM, LUKS
     and md devices take their kind from the disks below them: hdd if any is
     rotational, nvme if all are nvme, else ssd.
     """
@@ -423,8 +425,27 @@ def classify_disk(disk: str, root: str = "/", depth: int = 0) -> tuple:
         return "nvme", name
     rotational = _read_file(os.path.join(disk, "queue", "rotational"))
     if rotational == "1":
+        virtual = _virtual_disk(disk, name)
+        if virtual:
+            # Paravirtual disks report rotational=1 whatever backs them (most cloud
+            # volumes are SSD); planning them as HDD would make index scans look 4x dearer.
+            return "ssd", f"{name} queue/rotational=1 ignored: {virtual}"
         return "hdd", f"{name} queue/rotational=1"
     return "ssd", f"{name} queue/rotational={rotational or '?'}"
+
+
+VIRTUAL_DISK_PREFIXES = ("vd", "xvd")
+VIRTUAL_DISK_DRIVERS = ("virtio_blk", "vbd", "xen-blkfront")
+
+
+def _virtual_disk(disk: str, name: str) -> str:
+    """Why the disk is paravirtual (virtio/Xen), or '' when it does not look so."""
+    if name.startswith(VIRTUAL_DISK_PREFIXES):
+        return f"a virtual disk ({name[:3] if name.startswith('xvd') else name[:2]}*)"
+    driver = os.path.realpath(os.path.join(disk, "device", "driver"))
+    if os.path.basename(driver) in VIRTUAL_DISK_DRIVERS:
+        return f"a virtual disk (driver {os.path.basename(driver)})"
+    return ""
 
 
 def _check_override(override: str | None) -> None:

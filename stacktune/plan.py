@@ -61,7 +61,7 @@ from stacktune.planners.redis import plan_redis
 from stacktune.planners.sysctl import plan_sysctl
 from stacktune.rules import OVERRIDE_REASON, check_service_rules, follow_ports
 from stacktune.section import Section
-from stacktune.shared_memory import huge_pages_for, shared_memory_bytes
+from stacktune.shared_memory import huge_pages_for, max_backends, shared_memory_bytes
 from stacktune.timeout_chain import check_timeout_chain
 from stacktune.units import (
     format_redis_memory,
@@ -487,6 +487,7 @@ def check_invariants(plan: Plan) -> None:
                 f"pgbouncer.max_client_conn = {bouncer['max_client_conn']} may need "
                 f"{human_bytes(needed)}, more than PgBouncer's budget")
     check_timeout_chain(plan.services)
+    _check_legal_values(plan)
     django = plan.services.get("django")
     if django is not None:
         if (bouncer is not None and bouncer["pool_mode"] == "transaction"
@@ -568,3 +569,30 @@ def _pg_bytes(name: str, value: object, version: int) -> int:
 def _unit_bytes(name: str, version: int) -> int:
     unit = pg_params.param_for(name, version).unit
     return {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024 * 1024}.get(unit or "B", 1)
+
+
+def _check_legal_values(plan: Plan) -> None:
+    """Every value, planned or overridden, within the service's legal range (for PostgreSQL,
+    the target version's), and PostgreSQL's backends within MAX_BACKENDS."""
+    version = plan.inputs.pg_version
+    for service in ("postgresql", "postgresql_app_role"):
+        for name, value in plan.services.get(service, {}).items():
+            _normalise(service, name, value, version)
+    for service in ("pgbouncer", "redis", "gunicorn", "django"):
+        known = catalogue.CATALOGUE[service]
+        for name, value in plan.services.get(service, {}).items():
+            if name in known:
+                catalogue.normalise_setting(service, name, value)
+    for host_plan in plan.hosts.values():
+        for name, value in host_plan.sysctl.items():
+            catalogue.normalise_setting("sysctl", name, value)
+    pg = plan.services.get("postgresql")
+    if pg is not None:
+        backends = max_backends(shared_memory_settings(pg, version), version)
+        if backends > pg_params.MAX_BACKENDS:
+            raise PlanError(
+                f"postgresql.max_connections + max_worker_processes + autovacuum workers + "
+                f"WAL senders = {backends}, above PostgreSQL's limit of "
+                f"{pg_params.MAX_BACKENDS}; lower max_connections (place PgBouncer) or "
+                "max_worker_processes")
+

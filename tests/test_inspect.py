@@ -272,7 +272,9 @@ def make_disk(root, name, dev, rotational="0", partition=None, part_dev=None):
 
 @pytest.mark.parametrize(
     ("name", "rotational", "kind"),
-    [("sda", "1", "hdd"), ("sda", "0", "ssd"), ("nvme0n1", "0", "nvme"), ("vda", "1", "hdd")],
+    [("sda", "1", "hdd"), ("sda", "0", "ssd"), ("nvme0n1", "0", "nvme"),
+     # Cloud VMs: virtio/Xen disks report rotational=1 whatever backs them.
+     ("vda", "1", "ssd"), ("xvdb", "1", "ssd")],
 )
 def test_storage_kind_by_device(tmp_path, name, rotational, kind):
     make_disk(tmp_path, name, "8:0", rotational=rotational)
@@ -489,3 +491,17 @@ def test_module_is_self_contained():
             assert node.level == 0, "no relative imports"
             modules.add(node.module.split(".")[0])
     assert modules - {"psutil"} <= set(sys.stdlib_module_names)
+
+
+def test_virtio_disk_by_driver_is_not_hdd(tmp_path):
+    """A virtio-blk disk under another name (rotational=1) is planned as ssd."""
+    make_disk(tmp_path, "sdq", "8:0", rotational="1")
+    disk = tmp_path / "sys/devices/pci0000:00/block/sdq"
+    driver = tmp_path / "sys/bus/virtio/drivers/virtio_blk"
+    driver.mkdir(parents=True)
+    (disk / "device").mkdir()
+    os.symlink(driver, disk / "device" / "driver")
+    write(tmp_path, "/proc/self/mountinfo", mountinfo_line("/", "8:0", source="/dev/sdq"))
+    kind, source = hi.storage_kind("/", str(tmp_path))
+    assert kind == "ssd" and "virtio_blk" in source
+

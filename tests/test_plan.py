@@ -286,12 +286,13 @@ def test_io_workers_one_per_four_cpus(cpus, io_workers):
         (1, Workload.WEB, ("8", "1", "0", "0")),
         (1.5, Workload.WEB, ("8", "1", "0", "0")),
         (2, Workload.WEB, ("8", "2", "1", "1")),
-        (8, Workload.WEB, ("8", "8", "2", "4")),
-        (8, Workload.OLTP, ("8", "8", "2", "4")),
-        (8, Workload.MIXED, ("8", "8", "4", "4")),
-        (8, Workload.DW, ("8", "8", "4", "4")),
-        (32, Workload.DW, ("32", "32", "8", "4")),
-        (32, Workload.WEB, ("32", "32", "2", "4")),
+        # From 8 CPUs: 4 worker slots that parallel queries cannot take.
+        (8, Workload.WEB, ("12", "8", "2", "4")),
+        (8, Workload.OLTP, ("12", "8", "2", "4")),
+        (8, Workload.MIXED, ("12", "8", "4", "4")),
+        (8, Workload.DW, ("12", "8", "4", "4")),
+        (32, Workload.DW, ("36", "32", "8", "4")),
+        (32, Workload.WEB, ("36", "32", "2", "4")),
     ],
 )
 def test_parallel_settings(cpus, workload, expected):
@@ -317,7 +318,7 @@ def test_storage_sets_page_cost_and_io_concurrency(storage, cost, io):
                           (Workload.MIXED, "100", "off", "1GB", "4GB"),
                           (Workload.DW, "500", "on", "4GB", "16GB")])
 def test_workload_sets_planner_and_wal(workload, stats, jit, min_wal, max_wal):
-    p = plan(("postgresql",), workload=workload)
+    p = plan(("postgresql",), workload=workload, cpus=4, memory=16 * GiB)
     assert pg(p, "default_statistics_target") == stats
     assert pg(p, "jit") == jit
     assert (pg(p, "min_wal_size"), pg(p, "max_wal_size")) == (min_wal, max_wal)
@@ -939,3 +940,49 @@ def test_plan_to_dict_is_json_and_deterministic():
 def test_shared_buffers_value_is_formatted_like_postgresql():
     p = plan(("postgresql",), memory=4 * GiB)
     assert pg(p, "shared_buffers") == format_pg_memory(p.postgres.shared_buffers_bytes)
+
+
+# --- Legal ranges of planned values (issue 10 item 1) ---------------------------------------------
+
+
+def test_2000_cpus_keep_parallel_workers_within_postgresqls_limit():
+    p = plan(("postgresql", "pgbouncer"), memory=4096 * GiB, cpus=2000)
+    assert pg(p, "max_parallel_workers") == "1024"
+    assert "capped at PostgreSQL's limit of 1024" in p.reasons["postgresql.max_parallel_workers"]
+    assert pg(p, "max_worker_processes") == "1028"
+
+
+def test_300000_direct_connections_are_refused_with_the_limit_and_the_fix():
+    with pytest.raises(PlanError) as caught:
+        plan(("postgresql",), memory=4096 * GiB, cpus=64, connections=300000)
+    message = str(caught.value)
+    assert "postgresql.max_connections = 300013" in message
+    assert "262143" in message and "place PgBouncer" in message
+
+
+def test_300000_pooled_connections_plan_legal_values():
+    p = plan(("postgresql", "pgbouncer"), memory=64 * GiB, cpus=16, connections=300000)
+    assert int(pg(p, "max_connections")) <= 262143
+    assert p.services["pgbouncer"]["max_client_conn"] == str(300000 * 2 + 10)
+
+
+def test_background_worker_slots_are_kept_on_8_or_more_cpus():
+    for cpus in (8, 16, 64):
+        p = plan(("postgresql", "pgbouncer"), memory=64 * GiB, cpus=cpus)
+        spare = int(pg(p, "max_worker_processes")) - int(pg(p, "max_parallel_workers"))
+        assert spare >= 4, cpus
+
+
+@pytest.mark.parametrize(("cpus", "min_wal", "max_wal"), [
+    (1, "256MB", "1GB"), (2, "512MB", "2GB"), (4, "1GB", "4GB"), (16, "4GB", "16GB"),
+    (64, "4GB", "16GB")])
+def test_wal_sizes_scale_with_the_cpus_that_write_it(cpus, min_wal, max_wal):
+    p = plan(("postgresql", "pgbouncer"), memory=64 * GiB, cpus=cpus)
+    assert (pg(p, "min_wal_size"), pg(p, "max_wal_size")) == (min_wal, max_wal)
+    assert f"{cpus:g} CPUs" in p.reasons["postgresql.max_wal_size"]
+
+
+def test_dw_on_ssd_keeps_a_low_random_page_cost_with_the_reason():
+    p = plan(("postgresql",), workload=Workload.DW, storage=Storage.SSD)
+    assert pg(p, "random_page_cost") == "1.1"
+    assert "not the workload" in p.reasons["postgresql.random_page_cost"]

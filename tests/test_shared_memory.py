@@ -4,9 +4,9 @@ Every vector was measured, not computed: on a scratch data directory (initdb),
 ``postgres -D DIR -C shared_memory_size -c NAME=VALUE ...`` and the same with
 ``-C shared_memory_size_in_huge_pages`` (PostgreSQL 15+ reports both without
 starting), in Debian containers built from stacktune/debian:bookworm
-(PostgreSQL 15, Debian's package) and stacktune/debian:trixie (PostgreSQL 17),
-x86_64, on 2026-11-22. Settings not listed are PostgreSQL's defaults
-(wal_buffers -1 = shared_buffers/32, at most 16MB).
+(PostgreSQL 15.20-0+deb12u1) and stacktune/debian:trixie (PostgreSQL
+17.12-0+deb13u1), Debian's packages, x86_64, on 2026-11-22. Settings not listed
+are PostgreSQL's defaults (wal_buffers -1 = shared_buffers/32, at most 16MB).
 """
 
 from __future__ import annotations

@@ -176,8 +176,10 @@ def test_redis_caps_value_and_client_buffer_sizes_from_maxmemory():
     maxmemory = parse_redis_memory(r["maxmemory"])
     bulk = parse_redis_memory(r["proto-max-bulk-len"])
     query = parse_redis_memory(r["client-query-buffer-limit"])
-    kind, hard, soft, secs = r["client-output-buffer-limit"].split()
+    kind, hard, soft, secs, *others = r["client-output-buffer-limit"].split()
     assert kind == "normal"
+    # Redis's defaults for replicas and pub/sub, as CONFIG GET prints them (idempotent SET).
+    assert others == ["slave", "268435456", "67108864", "60", "pubsub", "33554432", "8388608", "60"]
     assert 1024 * 1024 <= bulk <= maxmemory // 8
     assert bulk <= query <= maxmemory // 4
     assert bulk <= parse_redis_memory(soft) <= parse_redis_memory(hard) <= maxmemory // 4

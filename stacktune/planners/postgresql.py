@@ -48,12 +48,19 @@ WORK_MEM_WORKLOAD_DIVISOR = {Workload.WEB: 1, Workload.OLTP: 1, Workload.MIXED: 
                              Workload.DW: 2}
 HUGE_PAGES_FROM_SHARED_BUFFERS = 2 * GiB
 MAX_WORKER_PROCESSES_FLOOR = 8          # PostgreSQL's default; extensions need slots
+# Background-worker slots kept free of parallel query: logical replication
+# (max_logical_replication_workers defaults to 4) and extensions' workers.
+BACKGROUND_WORKER_RESERVE = 4
+MAX_PARALLEL_WORKER_LIMIT = 1024        # PostgreSQL's MAX_PARALLEL_WORKER_LIMIT
 PARALLEL_PER_GATHER_CAP = {Workload.WEB: 2, Workload.OLTP: 2, Workload.MIXED: 4, Workload.DW: 8}
 PARALLEL_MAINTENANCE_CAP = 4
-MIN_WAL_SIZE = {Workload.WEB: 1 * GiB, Workload.OLTP: 2 * GiB, Workload.DW: 4 * GiB,
-                Workload.MIXED: 1 * GiB}
+# max_wal_size for a 4-CPU host; scaled with the CPUs that generate WAL (see wal_sizes).
 MAX_WAL_SIZE = {Workload.WEB: 4 * GiB, Workload.OLTP: 8 * GiB, Workload.DW: 16 * GiB,
                 Workload.MIXED: 4 * GiB}
+WAL_REFERENCE_CPUS = 4
+WAL_SCALE_MIN, WAL_SCALE_MAX = 0.25, 4.0
+MAX_WAL_SIZE_FLOOR = 1 * GiB
+MIN_WAL_OF_MAX = 4                      # min_wal_size = max_wal_size / 4
 RANDOM_PAGE_COST = {Storage.HDD: "4", Storage.SSD: "1.1", Storage.NVME: "1.1", Storage.SAN: "1.1"}
 EFFECTIVE_IO_CONCURRENCY = {Storage.HDD: 2, Storage.SSD: 200, Storage.SAN: 300, Storage.NVME: 1000}
 AUTOVACUUM_COST_LIMIT = {Storage.HDD: 400, Storage.SSD: 2000, Storage.NVME: 2000,
@@ -133,11 +140,25 @@ def parallel_workers(cpus: float, workload: Workload) -> tuple[int, int, int, in
     not multiply into a CPU storm.
     """
     whole_cpus = max(1, int(cpus))
-    max_parallel = whole_cpus
+    max_parallel = min(whole_cpus, MAX_PARALLEL_WORKER_LIMIT)
     per_gather = min(whole_cpus // 2, PARALLEL_PER_GATHER_CAP[workload])
     maintenance = min(whole_cpus // 2, PARALLEL_MAINTENANCE_CAP)
-    worker_processes = max(MAX_WORKER_PROCESSES_FLOOR, whole_cpus)
+    worker_processes = max(MAX_WORKER_PROCESSES_FLOOR, max_parallel + BACKGROUND_WORKER_RESERVE)
     return worker_processes, max_parallel, per_gather, maintenance
+
+
+def wal_sizes(cpus: float, workload: Workload) -> tuple[int, int]:
+    """(min_wal_size, max_wal_size): the workload's figure for 4 CPUs, scaled with the CPUs.
+
+    WAL written between two timed checkpoints grows with the write throughput, which
+    grows with the CPUs that run the writers; a small host neither writes 8GB in 15
+    minutes nor has the disk to keep it. Scale between 1/4 and 4x, max_wal_size at
+    least 1GB (PostgreSQL's default), min_wal_size a quarter of it for recycling.
+    """
+    scale = min(max(cpus / WAL_REFERENCE_CPUS, WAL_SCALE_MIN), WAL_SCALE_MAX)
+    max_wal = max(int(MAX_WAL_SIZE[workload] * scale) // GiB * GiB, MAX_WAL_SIZE_FLOOR)
+    min_wal = max(max_wal // MIN_WAL_OF_MAX // (256 * MiB) * (256 * MiB), 256 * MiB)
+    return min_wal, max_wal
 
 
 def query_concurrency(chain: ConnectionChain, max_parallel: int, per_gather: int) -> int:
@@ -225,10 +246,13 @@ def plan_postgresql(
     s.set("checkpoint_timeout", "15min",
           "fewer checkpoints, so fewer full-page writes; crash recovery stays short")
     s.set("checkpoint_completion_target", "0.9", "spread checkpoint writes over the interval")
-    s.set("min_wal_size", format_pg_memory(MIN_WAL_SIZE[workload]),
-          f"keep WAL segments for recycling ({workload.value} workload)")
-    s.set("max_wal_size", format_pg_memory(MAX_WAL_SIZE[workload]),
-          f"checkpoints by time, not by WAL volume, under {workload.value} write bursts")
+    min_wal, max_wal = wal_sizes(cpus, workload)
+    s.set("min_wal_size", format_pg_memory(min_wal),
+          "a quarter of max_wal_size kept for recycling, so bursts do not create new segments")
+    s.set("max_wal_size", format_pg_memory(max_wal),
+          f"checkpoints by time, not by WAL volume: {format_pg_memory(MAX_WAL_SIZE[workload])} "
+          f"for {workload.value} writes on {WAL_REFERENCE_CPUS} CPUs, scaled with the "
+          f"{cpus:g} CPUs that generate WAL (1/4 to 4x, at least 1GB)")
     if version >= 15:
         s.set("wal_compression", "lz4", "cheap compression of full-page images (PG 15+)")
     else:
@@ -237,7 +261,10 @@ def plan_postgresql(
     # Planner
     s.set("random_page_cost", RANDOM_PAGE_COST[profile.storage],
           f"{profile.storage.value}: random reads cost "
-          f"{'4x' if profile.storage is Storage.HDD else 'about the same as'} sequential ones")
+          f"{'4x' if profile.storage is Storage.HDD else 'about the same as'} sequential ones"
+          + ("; the device sets it, not the workload: PGTune's 4 for dw assumes data larger "
+             "than RAM on disks that seek, which an SSD does not"
+             if workload is Workload.DW and profile.storage is not Storage.HDD else ""))
     io_concurrency = EFFECTIVE_IO_CONCURRENCY[profile.storage]
     s.set("effective_io_concurrency", str(io_concurrency),
           f"concurrent I/Os a {profile.storage.value} device serves well")
@@ -258,8 +285,13 @@ def plan_postgresql(
 
     # Parallelism
     s.set("max_worker_processes", str(worker_processes),
-          "PostgreSQL's default 8, or one per CPU above that")
-    s.set("max_parallel_workers", str(max_parallel), f"at most one per usable CPU ({cpus:g})")
+          f"max_parallel_workers + {BACKGROUND_WORKER_RESERVE} slots that parallel queries "
+          "cannot take (logical replication, extensions' workers), at least PostgreSQL's "
+          "default 8")
+    s.set("max_parallel_workers", str(max_parallel),
+          f"at most one per usable CPU ({cpus:g})"
+          + (f", capped at PostgreSQL's limit of {MAX_PARALLEL_WORKER_LIMIT}"
+             if max_parallel < int(cpus) else ""))
     s.set("max_parallel_workers_per_gather", str(per_gather),
           f"half the CPUs, capped at {PARALLEL_PER_GATHER_CAP[workload]} for "
           f"{workload.value} queries; 0 turns parallel query off on 1 CPU")

@@ -14,6 +14,7 @@ REDIS_MIN_LIMIT_BYTES = 1 * MiB
 REDIS_MAX_BULK_BYTES = 512 * MiB
 CLIENT_BUFFER_BULKS = 2
 OUTPUT_BUFFER_SOFT_SECONDS = 10
+REDIS_DEFAULT_OTHER_CLIENTS = "slave 268435456 67108864 60 pubsub 33554432 8388608 60"
 
 
 def max_bulk_bytes(maxmemory_bytes: int) -> int:
@@ -48,9 +49,10 @@ def plan_redis(maxmemory_bytes: int, budget_bytes: int, shared: bool) -> Section
     s.set("client-query-buffer-limit", format_redis_memory(buffer),
           f"a client's pending command at most {CLIENT_BUFFER_BULKS} x proto-max-bulk-len "
           "(default 1gb); the client is closed beyond it")
+    # Written in bytes with Redis's defaults for the other classes, exactly as CONFIG GET
+    # reports it (7.0 and 8.0), so a live CONFIG SET is idempotent.
     s.set("client-output-buffer-limit",
-          f"normal {format_redis_memory(buffer)} {format_redis_memory(bulk)} "
-          f"{OUTPUT_BUFFER_SOFT_SECONDS}",
+          f"normal {buffer} {bulk} {OUTPUT_BUFFER_SOFT_SECONDS} {REDIS_DEFAULT_OTHER_CLIENTS}",
           f"replies queued for a normal client: closed above {format_redis_memory(buffer)}, or "
           f"above {format_redis_memory(bulk)} for {OUTPUT_BUFFER_SOFT_SECONDS} s (default: "
           "unlimited); one reader of a large value fits the budget above maxmemory")
