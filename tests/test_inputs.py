@@ -112,3 +112,39 @@ def test_ansible_filters_are_the_renderers_guards():
     for name in ("conf_value", "conf_comment", "connstr_word", "py_literal", "pg_quote"):
         with pytest.raises(UnsafeText):
             filters[name]("a\nb")
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("redis_app_key_prefix", "app ~* +@all"),
+    ("postgresql_app_database", "app\nhost all all 0.0.0.0/0 trust"),
+    ("pgbouncer_listen_addr", "127.0.0.1\nauth_type = trust"),
+    ("django_settings_allowed_hosts", ["example.com", "x\nimport os"]),
+    ("postgresql_app_networks", "10.0.0.0/8"),
+])
+def test_deployment_variables_are_checked_before_any_change(name, value):
+    from stacktune.guard import check_deployment_vars
+    from stacktune.model import PlanError
+
+    with pytest.raises(PlanError, match=f"host 'db1': {name}"):
+        check_deployment_vars("db1", {name: value})
+
+
+@pytest.mark.parametrize(("template", "variables"), [
+    ("pg_hba", {"postgresql_app_database": "app all 0.0.0.0/0 trust"}),
+    ("acl", {"redis_app_key_prefix": "app ~* +@all"}),
+])
+def test_role_templates_refuse_a_field_with_spaces(template, variables):
+    from stacktune.render import environment
+
+    roles = Path(__file__).resolve().parent.parent / "roles"
+    path = {"pg_hba": roles / "postgresql" / "templates" / "pg_hba.conf.j2",
+            "acl": roles / "redis" / "templates" / "users.acl.j2"}[template]
+    env = environment()
+    env.filters.update(stacktune_comment=lambda text: f"# {text}", hash=lambda text, kind: text)
+    context = {"stacktune_managed_header": "h", "postgresql_app_database": "app",
+               "postgresql_app_user": "app", "postgresql_app_networks": [],
+               "postgresql_hba_extra": [], "redis_app_user": "app", "redis_app_password": "p",
+               "redis_app_key_prefix": "stacktune", "redis_admin_user": "admin",
+               "redis_admin_password": "p", **variables}
+    with pytest.raises(UnsafeText):
+        env.from_string(path.read_text()).render(context)

@@ -80,6 +80,10 @@ class ActionModule(ActionBase):
             if not services:
                 continue
             guard.check_line("inventory host name", name)
+            guard.check_deployment_vars(name, {
+                var: plain(hostvars[name].get(var)) for var in (
+                    *guard.DEPLOYMENT_WORDS, *guard.DEPLOYMENT_LINES,
+                    *guard.DEPLOYMENT_WORD_LISTS)})
             facts = plain(hostvars[name].get("stacktune_host_profile"))
             if not isinstance(facts, dict):
                 raise PlanError(f"host {name!r} has no stacktune_host_profile fact; run the "
