@@ -155,3 +155,42 @@ def test_plan_play_stops_before_any_change(case, tmp_path):
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "host_tuning" not in proc.stdout
     assert not (tmp_path / "sysctl.conf").exists()
+
+
+def _render_with_ansible(tmp_path: Path, extra: dict) -> tuple[subprocess.CompletedProcess,
+                                                                 Path]:
+    from stacktune.render import DEFAULT_CONTEXT
+
+    inventory = tmp_path / "inventory"
+    inventory.write_text(INVENTORY.format(python=sys.executable).replace("localhost", "web1"))
+    out = tmp_path / "ansible"
+    out.mkdir()
+    variables = tmp_path / "vars.json"
+    variables.write_text(json.dumps({**DEFAULT_CONTEXT, "repo_root": str(ROOT),
+                                     "render_out": str(out), **extra}))
+    proc = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory),
+         str(ROOT / "tests" / "playbooks" / "render_templates.yml"), "-e", f"@{variables}"],
+        cwd=ROOT, env=_ansible_env(tmp_path), capture_output=True, text=True, timeout=300)
+    return proc, out
+
+
+def test_ansible_renders_what_the_cli_renders_through_the_same_guards(tmp_path, capsys):
+    overrides = {"pgbouncer": {"listen_port": "6433"}}
+    proc, out = _render_with_ansible(tmp_path, {"stacktune_overrides": overrides})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    cli = tmp_path / "cli"
+    assert main(["render", "--out", str(cli), *HOST, "--set", "pgbouncer.listen_port=6433"]) == 0
+    capsys.readouterr()
+    ansible_files = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert ansible_files == {p.name: p.read_bytes() for p in cli.iterdir()}
+    assert b'"PORT": 6433,' in ansible_files["stacktune_settings.py"]
+
+
+def test_ansible_template_refuses_an_injected_line(tmp_path):
+    # Given as a template variable, past the plan play's own check of inventory variables.
+    proc, out = _render_with_ansible(
+        tmp_path, {"pgbouncer_listen_addr": "127.0.0.1\nauth_type = trust"})
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert "control character '\\n'" in proc.stdout
+    assert not (out / "pgbouncer.ini").exists()
