@@ -111,3 +111,44 @@ def human_size(name: str, value: object, maximum: int = MAX_MEMORY_BYTES) -> int
     if size > maximum:
         raise PlanError(f"{name} = {value!r}: expected at most {human_bytes(maximum)}")
     return size
+
+
+def check_word(name: str, value: object) -> str:
+    """One field of a whitespace-separated line (pg_hba.conf, a Redis ACL rule): no blanks."""
+    text = check_line(name, value)
+    if not text or any(char.isspace() for char in text):
+        raise UnsafeText(f"{name} = {text!r}: expected one word without spaces (a space would "
+                         "start another field of the line); remove them")
+    return text
+
+
+# Inventory variables of the service roles that reach a config file, by the check they need.
+# The plan play checks them (when the inventory sets them) before any host changes; the
+# templates guard them again when they render.
+DEPLOYMENT_WORDS = (
+    "postgresql_app_database", "postgresql_app_user", "pgbouncer_app_database",
+    "pgbouncer_app_user", "pgbouncer_admin_user", "pgbouncer_stats_user", "redis_app_user",
+    "redis_admin_user", "redis_app_key_prefix", "django_settings_db_name",
+    "django_settings_db_user", "gunicorn_bind",
+)
+DEPLOYMENT_LINES = ("postgresql_listen_addresses", "pgbouncer_listen_addr", "redis_bind")
+DEPLOYMENT_WORD_LISTS = ("postgresql_app_networks", "pgbouncer_app_networks",
+                         "django_settings_allowed_hosts")
+
+
+def check_deployment_vars(host: str, variables: dict[str, object]) -> None:
+    """Refuse inventory strings that would inject or shift lines in the deployed files."""
+    for name in DEPLOYMENT_WORDS:
+        if variables.get(name) is not None:
+            check_word(f"host {host!r}: {name}", variables[name])
+    for name in DEPLOYMENT_LINES:
+        if variables.get(name) is not None:
+            check_line(f"host {host!r}: {name}", variables[name])
+    for name in DEPLOYMENT_WORD_LISTS:
+        items = variables.get(name)
+        if items is None:
+            continue
+        if isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple)):
+            raise PlanError(f"host {host!r}: {name} = {items!r}: expected a list")
+        for item in items:
+            check_word(f"host {host!r}: {name}", item)

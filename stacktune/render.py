@@ -14,7 +14,7 @@ from pathlib import Path
 
 import jinja2
 
-from stacktune.guard import UnsafeText, check_line
+from stacktune.guard import UnsafeText, check_line, check_word
 from stacktune.plan import Plan
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -94,6 +94,11 @@ def conf_value(value: object) -> str:
     return check_line("config value", value)
 
 
+def conf_word(value: object) -> str:
+    """One field of a whitespace-separated line (pg_hba.conf, a Redis ACL rule)."""
+    return check_word("config field", value)
+
+
 def connstr_word(value: object) -> str:
     """One word of a PgBouncer [databases] line (`name = host=... port=... dbname=...`)."""
     text = check_line("pgbouncer.ini [databases] value", value)
@@ -131,7 +136,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(comment=comment, pg_quote=pg_quote, py=py, py_literal=py_literal,
                        conf_comment=conf_comment, conf_value=conf_value,
-                       connstr_word=connstr_word)
+                       conf_word=conf_word, connstr_word=connstr_word)
     return env
 
 

@@ -114,6 +114,14 @@ def _check_pooling(plan: Plan) -> None:
 
 
 def _check_ports(plan: Plan) -> None:
+    pg = plan.services.get("postgresql")
+    if pg is not None:
+        pg_host = plan.inputs.hosts_running("postgresql")[0]
+        if "redis" in pg_host.services and _port(pg, "port", POSTGRESQL_DEFAULT_PORT) \
+                == REDIS_PORT:
+            raise PlanError(
+                f"postgresql.port = {REDIS_PORT} is Redis's port on host {pg_host.name!r}; "
+                "use another port (5432 is PostgreSQL's usual one)")
     bouncer = plan.services.get("pgbouncer")
     if not bouncer:
         return

@@ -69,10 +69,11 @@ def test_cli_bad_input(case, tmp_path, monkeypatch, capsys):
 
 
 def test_corpus_size():
-    assert len(CORPUS["cli"]) + len(CORPUS["ansible"]) >= 100
-    ids = [c["id"] for c in CORPUS["cli"]] + [c["id"] for c in CORPUS["ansible"]]
-    assert len(ids) == len(set(ids)) + len({c["id"] for c in CORPUS["cli"]}
-                                           & {c["id"] for c in CORPUS["ansible"]})
+    assert len(CORPUS["cli"]) >= 100
+    assert len(CORPUS["ansible"]) + len(CORPUS["ansible_play"]) >= 20
+    for group in ("cli", "ansible", "ansible_play"):
+        ids = [c["id"] for c in CORPUS[group]]
+        assert len(ids) == len(set(ids)), group
 
 
 # --- Ansible ---------------------------------------------------------------------------------
@@ -133,12 +134,14 @@ def test_ansible_bad_variable(case, ansible_results):
     assert not result["planned"], "a plan was kept although the input is bad"
 
 
-def test_plan_play_stops_before_any_change(tmp_path):
-    """playbooks/plan.yml itself: a bad override fails the plan task; host_tuning never runs."""
+@pytest.mark.parametrize("case", CORPUS["ansible_play"],
+                         ids=[c["id"] for c in CORPUS["ansible_play"]])
+def test_plan_play_stops_before_any_change(case, tmp_path):
+    """playbooks/plan.yml itself: the plan task fails naming the variable; no host_tuning."""
     inventory = tmp_path / "inventory"
     inventory.write_text(INVENTORY.format(python=sys.executable))
     extra = tmp_path / "extra.json"
-    extra.write_text(json.dumps({"stacktune_overrides": {"pgbouncer": {"pool_mode": "statement"}},
+    extra.write_text(json.dumps({**case["vars"],
                                  "host_tuning_sysctl_file": str(tmp_path / "sysctl.conf")}))
     proc = subprocess.run(
         # --check: should the plan be accepted after all, host_tuning must not touch this machine.
@@ -146,7 +149,48 @@ def test_plan_play_stops_before_any_change(tmp_path):
          str(ROOT / "playbooks" / "plan.yml"), "-e", f"@{extra}"],
         cwd=ROOT, env=_ansible_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stdout[-3000:]
-    assert "pgbouncer.pool_mode" in proc.stdout
+    failed = [line for line in proc.stdout.splitlines() if line.startswith("fatal:")]
+    assert failed and "stacktune plan: " in proc.stdout, proc.stdout[-3000:]
+    assert case["names"] in proc.stdout[proc.stdout.index("fatal:"):], proc.stdout[-3000:]
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "host_tuning" not in proc.stdout
     assert not (tmp_path / "sysctl.conf").exists()
+
+
+def _render_with_ansible(tmp_path: Path, extra: dict) -> tuple[subprocess.CompletedProcess,
+                                                                 Path]:
+    from stacktune.render import DEFAULT_CONTEXT
+
+    inventory = tmp_path / "inventory"
+    inventory.write_text(INVENTORY.format(python=sys.executable).replace("localhost", "web1"))
+    out = tmp_path / "ansible"
+    out.mkdir()
+    variables = tmp_path / "vars.json"
+    variables.write_text(json.dumps({**DEFAULT_CONTEXT, "repo_root": str(ROOT),
+                                     "render_out": str(out), **extra}))
+    proc = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory),
+         str(ROOT / "tests" / "playbooks" / "render_templates.yml"), "-e", f"@{variables}"],
+        cwd=ROOT, env=_ansible_env(tmp_path), capture_output=True, text=True, timeout=300)
+    return proc, out
+
+
+def test_ansible_renders_what_the_cli_renders_through_the_same_guards(tmp_path, capsys):
+    overrides = {"pgbouncer": {"listen_port": "6433"}}
+    proc, out = _render_with_ansible(tmp_path, {"stacktune_overrides": overrides})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    cli = tmp_path / "cli"
+    assert main(["render", "--out", str(cli), *HOST, "--set", "pgbouncer.listen_port=6433"]) == 0
+    capsys.readouterr()
+    ansible_files = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert ansible_files == {p.name: p.read_bytes() for p in cli.iterdir()}
+    assert b'"PORT": 6433,' in ansible_files["stacktune_settings.py"]
+
+
+def test_ansible_template_refuses_an_injected_line(tmp_path):
+    # Given as a template variable, past the plan play's own check of inventory variables.
+    proc, out = _render_with_ansible(
+        tmp_path, {"pgbouncer_listen_addr": "127.0.0.1\nauth_type = trust"})
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    assert "control character '\\n'" in proc.stdout
+    assert not (out / "pgbouncer.ini").exists()

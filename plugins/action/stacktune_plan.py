@@ -80,6 +80,7 @@ class ActionModule(ActionBase):
             services = frozenset(service for service, group in groups_map.items()
                                  if name in inventory_groups.get(group, []))
             guard.check_line("inventory host name", name)
+            guard.check_deployment_vars(name, _deployment_vars(hostvars[name]))
             facts = plain(hostvars[name].get("stacktune_host_profile"))
             if not isinstance(facts, dict):
                 raise PlanError(
@@ -145,6 +146,21 @@ class ActionModule(ActionBase):
                     f"cannot tell which PostgreSQL version host {host.name!r} gets "
                     f"({host.profile.os_id} {host.profile.os_version}); set stacktune_pg_version")
         return 15
+
+
+def _deployment_vars(host_vars) -> dict[str, object]:
+    """The roles' inventory strings that reach config files, as far as they resolve here.
+
+    One that cannot be resolved yet (it refers to a fact of a later play) is left to the
+    render-time guard of the template that prints it.
+    """
+    found = {}
+    for var in (*guard.DEPLOYMENT_WORDS, *guard.DEPLOYMENT_LINES, *guard.DEPLOYMENT_WORD_LISTS):
+        try:
+            found[var] = plain(host_vars.get(var))
+        except Exception:  # Ansible raises several kinds for undefined parts
+            continue
+    return found
 
 
 def _overrides(overrides: object) -> dict[str, dict[str, object]]:

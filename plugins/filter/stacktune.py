@@ -18,6 +18,7 @@ from stacktune.render import (
     comment,
     conf_comment,
     conf_value,
+    conf_word,
     connstr_word,
     pg_quote,
     py,
@@ -37,5 +38,6 @@ class FilterModule:
             "py_literal": py_literal,
             "conf_comment": conf_comment,
             "conf_value": conf_value,
+            "conf_word": conf_word,
             "connstr_word": connstr_word,
         }
