@@ -175,9 +175,18 @@ def client(demo_data):
 
 @pytest.fixture
 def https(demo_data):
-    """A client whose requests come through the TLS-terminating proxy."""
+    """A client whose requests come through the TLS-terminating proxy.
+
+    Gunicorn (forwarded_allow_ips + secure_scheme_headers) turns the trusted proxy's
+    X-Forwarded-Proto into wsgi.url_scheme; Django reads only that.
+    """
     cache.clear()
-    return Client(HTTP_X_FORWARDED_PROTO="https")
+
+    class HttpsClient(Client):
+        def generic(self, *args, **kwargs):
+            return super().generic(*args, **{**kwargs, "secure": True})
+
+    return HttpsClient()
 
 
 def _get(client, url, **extra):
@@ -393,6 +402,30 @@ def child_test_healthz_is_503_when_the_database_fails(client, monkeypatch):
     health = client.get("/healthz")
     assert health.status_code == 503
     assert health.json() == {"status": "down", "database": "down", "cache": "ok"}
+
+
+def child_test_forwarded_proto_alone_does_not_make_a_request_secure(client):
+    # Only Gunicorn decides the scheme, from a trusted proxy's header; Django must not
+    # take the header from whoever sends it.
+    response = client.get("/", HTTP_X_FORWARDED_PROTO="https")
+    assert response.status_code == 301
+    assert response["Location"] == "https://testserver/"
+
+
+def child_test_a_bad_host_header_logs_one_warning_line(client):
+    import logging
+
+    stream = io.StringIO()
+    handler = logging.getLogger("django.security.DisallowedHost").handlers[0]
+    old_stream = handler.setStream(stream)
+    try:
+        assert client.get("/", HTTP_HOST="attacker.example").status_code == 400
+    finally:
+        handler.setStream(old_stream)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, stream.getvalue()
+    assert "WARNING django.security.DisallowedHost" in lines[0]
+    assert "attacker.example" in lines[0]
 
 
 def child_test_check_deploy_passes():

@@ -75,8 +75,9 @@ USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- HTTPS: TLS is terminated by the proxy in front of Gunicorn -------------------
-# The proxy must set X-Forwarded-Proto (and strip it from what clients send).
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# No SECURE_PROXY_SSL_HEADER: Django would take X-Forwarded-Proto from any client.
+# Gunicorn sets the scheme (wsgi.url_scheme, hence request.is_secure()) from that
+# header only when the peer is in its forwarded_allow_ips, the trusted proxies.
 SECURE_SSL_REDIRECT = True
 # Health checks come over plain HTTP straight to Gunicorn (the middleware above
 # answers them first; this keeps /healthz out of the redirect if it is removed).
@@ -95,18 +96,40 @@ SILENCED_SYSTEM_CHECKS = [
     "security.W021",
 ]
 
+def _one_line_warning(record):
+    """A bad Host header is the client's mistake (or a scanner's): one line, no traceback."""
+    record.exc_info = record.exc_text = record.stack_info = None
+    record.levelno, record.levelname = 30, "WARNING"  # logging.WARNING
+    return True
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "one_line_warning": {"()": "django.utils.log.CallbackFilter", "callback": _one_line_warning}
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console_one_line": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["one_line_warning"],
+        },
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "django": {
             "handlers": ["console"],
             "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO"),
             "propagate": False,
-        }
+        },
+        "django.security.DisallowedHost": {
+            "handlers": ["console_one_line"],
+            "level": "WARNING",
+            "propagate": False,
+        },
     },
 }
 
