@@ -95,6 +95,12 @@ stacktune_memory=4GiB
 stacktune_cpus=2
 stacktune_storage=ssd
 stacktune_pg_version=15
+postgresql_app_password=test-only-db
+pgbouncer_admin_password=test-only-pgbouncer-admin
+pgbouncer_stats_password=test-only-pgbouncer-stats
+redis_app_password=test-only-cache
+redis_admin_password=test-only-cache-admin
+django_settings_secret_key=test-only-secret-key-0123456789012345678901234567890123456789
 """
 
 
