@@ -22,6 +22,8 @@ OVERRIDE_REASON = "set by you"
 POSTGRESQL_DEFAULT_PORT = 5432
 REDIS_PORT = 6379
 HUGE_PAGE_BYTES = 2 * MiB
+# Two segments of the default --wal-segsize (16MB), in MB: the least either WAL size may be.
+MIN_WAL_SIZE_MB = 32
 # The kernel's vm.overcommit_ratio when nothing sets it. Under strict accounting
 # (overcommit_memory = 2) less than this leaves the commit limit below half of RAM, less than
 # shared memory plus the backends' planned memory on any host stacktune plans.
@@ -76,17 +78,26 @@ def check_service_rules(plan: Plan) -> None:
 
 
 def _check_wal_sizes(plan: Plan) -> None:
+    """min_wal_size <= max_wal_size, both at least two WAL segments (PostgreSQL docs, 'WAL
+    Configuration'; below two segments the server refuses to start: FATAL "max_wal_size must
+    be at least twice wal_segment_size")."""
     pg = plan.services.get("postgresql")
-    if not pg or "min_wal_size" not in pg or "max_wal_size" not in pg:
+    if not pg:
         return
     version = plan.inputs.pg_version
-    low = pg_params.value_in_base_units("min_wal_size", str(pg["min_wal_size"]), version)
-    high = pg_params.value_in_base_units("max_wal_size", str(pg["max_wal_size"]), version)
-    if low > high:
+    sizes = {name: pg_params.value_in_base_units(name, str(pg[name]), version)
+             for name in ("min_wal_size", "max_wal_size") if name in pg}
+    for name, megabytes in sizes.items():
+        if megabytes < MIN_WAL_SIZE_MB:
+            raise PlanError(
+                f"postgresql.{name} = {pg[name]} is less than two WAL segments "
+                f"({MIN_WAL_SIZE_MB}MB): PostgreSQL would refuse to start; use at least "
+                f"{MIN_WAL_SIZE_MB}MB")
+    if len(sizes) == 2 and sizes["min_wal_size"] > sizes["max_wal_size"]:
         raise PlanError(
             f"postgresql.min_wal_size = {pg['min_wal_size']} is above postgresql.max_wal_size = "
-            f"{pg['max_wal_size']}: PostgreSQL would recycle WAL it must remove; set "
-            "min_wal_size at most max_wal_size")
+            f"{pg['max_wal_size']}: WAL kept for reuse would outgrow the size checkpoints keep "
+            "it under; set min_wal_size at most max_wal_size")
 
 
 def _check_pooling(plan: Plan) -> None:
