@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stacktune import pg_params
+from stacktune.memory_model import shared_memory_settings
 from stacktune.model import PlanError
 from stacktune.planners.sysctl import OVERCOMMIT_RATIO_DEDICATED_DB
 from stacktune.section import Section
+from stacktune.shared_memory import huge_pages_for, shared_memory_bytes
 from stacktune.units import MiB, human_bytes
 
 if TYPE_CHECKING:
@@ -162,6 +164,19 @@ def _check_kernel(plan: Plan, host_plan: object) -> None:
             f"postgresql.huge_pages = on but no huge pages are reserved on host {name!r} "
             "(sysctl.vm.nr_hugepages is 0): PostgreSQL would not start; use huge_pages = try, "
             "or remove the vm.nr_hugepages override")
+    if pg is not None and pg.get("huge_pages") in ("on", "try") and pages > 0:
+        version = plan.inputs.pg_version
+        needed = huge_pages_for(shared_memory_bytes(shared_memory_settings(pg, version), version))
+        if pages < needed and pg.get("huge_pages") == "on":
+            raise PlanError(
+                f"sysctl.vm.nr_hugepages = {pages} on host {name!r} is fewer than the {needed} "
+                "huge pages PostgreSQL's shared memory needs with postgresql.huge_pages = on: "
+                f"it would not start; reserve at least {needed}, or remove the override")
+        if pages < needed:
+            plan.warnings.append(
+                f"sysctl.vm.nr_hugepages = {pages} on host {name!r} is fewer than the {needed} "
+                "PostgreSQL's shared memory needs: with huge_pages = try it falls back to normal "
+                f"pages and the reserved ones sit unused; reserve at least {needed}")
     if pages * HUGE_PAGE_BYTES > budget.postgresql_bytes:
         # Reserved huge pages are taken from everything else, and only PostgreSQL uses them.
         most = budget.postgresql_bytes // HUGE_PAGE_BYTES

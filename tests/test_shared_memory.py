@@ -158,3 +158,27 @@ def test_64gb_needs_more_than_shared_buffers_plus_64mb():
     given = ("shared_buffers=64GB preload pg_stat_statements.max=10000 max_connections=4000 "
              "max_worker_processes=96 wal_buffers=16MB autovacuum_max_workers=6")
     assert huge_pages_for(shared_memory_bytes(settings_of(given), 15)) >= measured
+
+
+def test_too_few_reserved_huge_pages_are_refused_with_on_and_reported_with_try():
+    """huge_pages=on with fewer pages than the segment needs would not start; with try the
+    reserved pages would sit unused."""
+    import pytest
+
+    from stacktune.model import Host, HostProfile, PlanError, StackInputs, Storage, Workload
+    from stacktune.plan import plan_stack
+    from stacktune.units import GiB
+
+    profile = HostProfile(memory_bytes=64 * GiB, cpus=8, storage=Storage.SSD)
+    host = Host("db1", profile, frozenset({"postgresql"}))
+
+    def plan(overrides):
+        return plan_stack(StackInputs(hosts=(host,), workload=Workload.WEB, pg_version=15,
+                                      overrides=overrides))
+
+    needed = int(plan({}).hosts["db1"].sysctl["vm.nr_hugepages"])
+    with pytest.raises(PlanError, match=f"reserve at least {needed}"):
+        plan({"postgresql": {"huge_pages": "on"}, "sysctl": {"vm.nr_hugepages": "100"}})
+    warned = plan({"sysctl": {"vm.nr_hugepages": "100"}}).warnings
+    assert any(f"reserve at least {needed}" in w and "huge_pages = try" in w for w in warned)
+    assert not any("nr_hugepages" in w for w in plan({}).warnings)
