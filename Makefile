@@ -1,5 +1,5 @@
 # stacktune: the two commands people need are `make demo` and `make test`.
-.PHONY: setup demo demo-down plan bench bench-quick test unit lint clean
+.PHONY: setup demo demo-down plan bench bench-quick test unit lint collection clean
 
 setup:
 	scripts/setup
@@ -31,6 +31,10 @@ unit: setup
 
 lint: setup
 	scripts/lint
+
+# The Ansible collection tarball (stacktune.stacktune), in .cache/collection/.
+collection: setup
+	scripts/build-collection
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache .hypothesis

@@ -18,6 +18,8 @@ from stacktune.guard import UnsafeText, check_line, check_word
 from stacktune.plan import Plan
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# The Ansible collection the roles, plugins and filters ship in (galaxy.yml).
+COLLECTION = "stacktune.stacktune"
 MANAGED_HEADER = "Managed by stacktune; edits are overwritten on the next run"
 
 # One output file per service: (template, file name written by `stacktune render`).
@@ -134,9 +136,12 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=False,
     )
-    env.filters.update(comment=comment, pg_quote=pg_quote, py=py, py_literal=py_literal,
-                       conf_comment=conf_comment, conf_value=conf_value,
-                       conf_word=conf_word, connstr_word=connstr_word)
+    env.filters["comment"] = comment
+    # The templates name the guards as Ansible does: by the collection's FQCN.
+    env.filters.update({f"{COLLECTION}.{name}": guard for name, guard in {
+        "pg_quote": pg_quote, "py": py, "py_literal": py_literal, "conf_comment": conf_comment,
+        "conf_value": conf_value, "conf_word": conf_word, "connstr_word": connstr_word,
+    }.items()})
     return env
 
 

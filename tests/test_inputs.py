@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from pathlib import Path
 
@@ -103,15 +102,18 @@ def test_render_refuses_a_non_literal_gunicorn_value():
 
 
 def test_ansible_filters_are_the_renderers_guards():
-    path = Path(__file__).resolve().parent.parent / "plugins" / "filter" / "stacktune.py"
-    spec = importlib.util.spec_from_file_location("stacktune_filters", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    filters = module.FilterModule().filters()
+    """The filters as Ansible loads them from the collection (the checkout, linked in by
+    scripts/setup) are the renderer's guards."""
+    from ansible.plugins.loader import filter_loader, init_plugin_loader
+
+    from stacktune import render
+
+    init_plugin_loader([str(Path(__file__).resolve().parent.parent / ".cache" / "collections")])
     for name in ("conf_value", "conf_comment", "connstr_word", "py_literal", "pg_quote"):
+        guard = filter_loader.get(f"stacktune.stacktune.{name}").j2_function
+        assert guard is getattr(render, name)
         with pytest.raises(UnsafeText):
-            filters[name]("a\nb")
+            guard("a\nb")
 
 
 @pytest.mark.parametrize(("name", "value"), [
@@ -140,7 +142,8 @@ def test_role_templates_refuse_a_field_with_spaces(template, variables):
     path = {"pg_hba": roles / "postgresql" / "templates" / "pg_hba.conf.j2",
             "acl": roles / "redis" / "templates" / "users.acl.j2"}[template]
     env = environment()
-    env.filters.update(stacktune_comment=lambda text: f"# {text}", hash=lambda text, kind: text)
+    env.filters.update({"stacktune.stacktune.stacktune_comment": lambda text: f"# {text}",
+                        "hash": lambda text, kind: text})
     context = {"stacktune_managed_header": "h", "postgresql_app_database": "app",
                "postgresql_app_user": "app", "postgresql_app_networks": [],
                "postgresql_hba_extra": [], "redis_app_user": "app", "redis_app_password": "p",

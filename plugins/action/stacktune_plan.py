@@ -8,16 +8,13 @@ with the engine's own message.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
-try:
-    import stacktune  # noqa: F401
-except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# The engine shipped in this collection (imported for that side effect, before stacktune).
+from ansible_collections.stacktune.stacktune.plugins.module_utils import (  # noqa: F401
+    stacktune_engine,
+)
 
 from stacktune import guard
 from stacktune.model import (

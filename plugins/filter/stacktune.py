@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-try:
-    import stacktune  # noqa: F401
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# The engine shipped in this collection (imported for that side effect, before stacktune).
+from ansible_collections.stacktune.stacktune.plugins.module_utils import (  # noqa: F401
+    stacktune_engine,
+)
 
 from stacktune.live import (
     pending_restart_settings,

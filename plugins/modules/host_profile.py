@@ -28,7 +28,7 @@ author: stacktune
 
 EXAMPLES = r"""
 - name: Inspect the host
-  host_profile:
+  stacktune.stacktune.host_profile:
     storage: ssd
 """
 
@@ -46,7 +46,10 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.stacktune_inspect import InspectError, inspect_host
+from ansible_collections.stacktune.stacktune.plugins.module_utils.stacktune_inspect import (
+    InspectError,
+    inspect_host,
+)
 
 
 def postgresql_version(module: AnsibleModule) -> int | None:
