@@ -95,6 +95,7 @@ stacktune_memory=4GiB
 stacktune_cpus=2
 stacktune_storage=ssd
 stacktune_pg_version=15
+stacktune_address=192.0.2.10
 postgresql_app_password=test-only-db
 pgbouncer_admin_password=test-only-pgbouncer-admin
 pgbouncer_stats_password=test-only-pgbouncer-stats

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 DUMP = ROOT / "tests" / "playbooks" / "plan_dump.yml"
 
-# Three tiers on four local "hosts", hardware pinned so the plan does not depend on
-# this machine: database with PgBouncer, a cache host, two app hosts.
+# Three tiers on four local "hosts", hardware and addresses pinned so the plan does not
+# depend on this machine: database with PgBouncer, a cache host, two app hosts.
 THREE_TIER = """
 all:
   vars:
@@ -27,17 +27,21 @@ all:
   children:
     postgresql:
       hosts:
-        db1: {{stacktune_memory: 8GiB, stacktune_cpus: 4, stacktune_storage: ssd}}
+        db1: {{stacktune_memory: 8GiB, stacktune_cpus: 4, stacktune_storage: ssd,
+              stacktune_address: 198.51.100.10}}
     pgbouncer:
       hosts:
         db1: {{}}
     redis:
       hosts:
-        cache1: {{stacktune_memory: 2GiB, stacktune_cpus: 1, stacktune_storage: ssd}}
+        cache1: {{stacktune_memory: 2GiB, stacktune_cpus: 1, stacktune_storage: ssd,
+                 stacktune_address: 198.51.100.20}}
     app:
       hosts:
-        app1: {{stacktune_memory: 2GiB, stacktune_cpus: 2, stacktune_storage: ssd}}
-        app2: {{stacktune_memory: 2GiB, stacktune_cpus: 2, stacktune_storage: ssd}}
+        app1: {{stacktune_memory: 2GiB, stacktune_cpus: 2, stacktune_storage: ssd,
+                 stacktune_address: 198.51.100.31}}
+        app2: {{stacktune_memory: 2GiB, stacktune_cpus: 2, stacktune_storage: ssd,
+                 stacktune_address: 198.51.100.32}}
 """
 
 
@@ -202,3 +206,87 @@ def test_a_missing_secret_names_the_variable_and_the_fix(tmp_path):
     assert "postgresql_app_password is not set for db1" in result.stdout, result.stdout[-3000:]
     assert "scripts/new-vault" in result.stdout
     assert not dump.exists()
+
+
+ADDRESSES_DUMP = ROOT / "tests" / "playbooks" / "addresses_dump.yml"
+
+
+def local_ipv4_addresses() -> list[str]:
+    """This machine's non-loopback IPv4 addresses, as Ansible's network facts list them."""
+    out = subprocess.run([ANSIBLE_PLAYBOOK.replace("ansible-playbook", "ansible"), "localhost",
+                          "-m", "ansible.builtin.setup", "-a", "gather_subset=network",
+                          "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"],
+                         capture_output=True, text=True, check=True).stdout
+    import yaml
+
+    facts = yaml.safe_load(out.split("=>", 1)[1])["ansible_facts"]
+    return [a for a in facts["ansible_all_ipv4_addresses"] if not a.startswith("127.")]
+
+
+def test_each_tier_uses_the_hosts_stacktune_address(inventory, tmp_path):
+    """PgBouncer, Redis, their firewalls and Django read the inventory's stacktune_address."""
+    dump = tmp_path / "addresses.json"
+    result = ansible_playbook(inventory, ADDRESSES_DUMP, "-e", f"addresses_dump_path={dump}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    views = json.loads(dump.read_text())
+    assert {host: view["stacktune_address"] for host, view in views.items()} == {
+        "db1": "198.51.100.10", "cache1": "198.51.100.20",
+        "app1": "198.51.100.31", "app2": "198.51.100.32"}
+    assert views["db1"]["view_pgbouncer"] == {
+        "listen_addr": "127.0.0.1,198.51.100.10",
+        "app_networks": ["198.51.100.31/32", "198.51.100.32/32"],
+        "server_host": "127.0.0.1"}
+    assert views["cache1"]["view_redis"] == {
+        "bind": "127.0.0.1 -::1 198.51.100.20",
+        "firewall_allowed": ["198.51.100.31", "198.51.100.32"]}
+    for app in ("app1", "app2"):
+        assert views[app]["view_django"] == {"db_host": "198.51.100.10",
+                                             "cache_host": "198.51.100.20"}
+
+
+def test_a_multi_homed_host_without_stacktune_address_stops_the_plan(inventory, tmp_path):
+    """No address is guessed among several: the plan play names the variable and the fix."""
+    addresses = local_ipv4_addresses()
+    if len(addresses) < 2:
+        pytest.skip(f"this machine has {len(addresses)} non-loopback IPv4 address(es); "
+                    "the local hosts are not multi-homed")
+    unset = inventory.parent / "no-address.yml"
+    unset.write_text(inventory.read_text().replace(",\n                 stacktune_address: "
+                                                   "198.51.100.20", ""))
+    assert "198.51.100.20" not in unset.read_text()
+    dump = tmp_path / "addresses.json"
+    result = ansible_playbook(unset, ADDRESSES_DUMP, "-e", f"addresses_dump_path={dump}")
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert "Choose each placed host's address (stacktune_address)" in out, out[-3000:]
+    assert "stacktune_address is not set for cache1" in out, out[-3000:]
+    assert "host_vars/cache1.yml" in out
+    for address in addresses:
+        assert address in out
+    assert not dump.exists()
+
+
+def test_a_stacktune_address_that_is_not_an_address_is_refused(inventory, tmp_path):
+    bad = inventory.parent / "bad-address.yml"
+    bad.write_text(inventory.read_text().replace("198.51.100.20", "cache1.internal"))
+    dump = tmp_path / "addresses.json"
+    result = ansible_playbook(bad, ADDRESSES_DUMP, "-e", f"addresses_dump_path={dump}")
+    assert result.returncode != 0
+    assert "stacktune_address for cache1 is 'cache1.internal', not an IPv4 address" in (
+        result.stdout), result.stdout[-3000:]
+    assert not dump.exists()
+
+
+RELEASE_CHECK = ROOT / "tests" / "playbooks" / "release_check.yml"
+
+
+@pytest.mark.parametrize(("release", "refused"), [("11", True), ("12", False)])
+def test_an_untested_debian_release_stops_the_plan(inventory, release, refused):
+    """Debian 11 (Redis 6.0, Python 3.9) is refused by the plan, before any role runs."""
+    result = ansible_playbook(inventory, RELEASE_CHECK, "-e", f"release={release}")
+    if refused:
+        assert result.returncode != 0
+        assert "host 'db1' runs Debian 11: stacktune supports Debian 12 (bookworm) and 13 " \
+               "(trixie) only" in result.stdout, result.stdout[-3000:]
+    else:
+        assert result.returncode == 0, result.stdout[-3000:]

@@ -28,6 +28,7 @@ from stacktune.model import (
     Workload,
 )
 from stacktune.plan import plan_stack
+from stacktune.platforms import check_supported_release
 from stacktune.render import MANAGED_HEADER, plain
 from stacktune.units import UnitError
 
@@ -86,7 +87,9 @@ class ActionModule(ActionBase):
                     "hosts outside the limit, so check that it ran and that the host is reachable")
             pins = {key: plain(hostvars[name].get(f"stacktune_{key}"))
                     for key in ("memory", "cpus", "storage")}
-            hosts.append(Host(name, self._profile(name, facts, pins), services))
+            profile = self._profile(name, facts, pins)
+            check_supported_release(name, profile.os_id, profile.os_version)
+            hosts.append(Host(name, profile, services))
         if not hosts:
             raise PlanError(
                 "no host of this play is in a stacktune group (" +

@@ -7,6 +7,7 @@ from ansible_collections.stacktune.stacktune.plugins.module_utils import (  # no
     stacktune_engine,
 )
 
+from stacktune.addresses import host_address
 from stacktune.live import (
     pending_restart_settings,
     pgbouncer_config_mismatches,
@@ -23,11 +24,24 @@ from stacktune.render import (
 )
 
 
+def _host_address(explicit: object, host: str, ipv4_addresses: list) -> str:
+    """``explicit | stacktune_host_address(host, ipv4_addresses)``; a task error naming the fix."""
+    from ansible.errors import AnsibleFilterError
+
+    from stacktune.model import PlanError
+
+    try:
+        return host_address(host, explicit, ipv4_addresses)
+    except PlanError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
 class FilterModule:
     def filters(self):
         return {
             "stacktune_pending_restart": pending_restart_settings,
             "stacktune_pgbouncer_mismatches": pgbouncer_config_mismatches,
+            "stacktune_host_address": _host_address,
             "pg_quote": pg_quote,
             "py": py,
             "stacktune_comment": comment,

@@ -1,0 +1,185 @@
+"""Operating the converged cluster: --limit plans and renders what a full run does; --check
+reports pending migrations; app deploys roll one batch at a time and stop at a failed host."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from stacktune_testlib import REPO, extra_vars, http_get, recap_is_clean, run_playbook
+
+SETTINGS = "/srv/app/src/demo_site/stacktune_settings.py"
+APP_PLAY = "PLAY [App tier - the Django app under Gunicorn, one batch at a time]"
+APPS = ("stacktune-app1", "stacktune-app2")
+
+
+def manage(host, *args: str) -> str:
+    """manage.py as the app user, as the roles run it."""
+    result = host.run("cd /srv/app/src && runuser -u app -- /srv/app/venv/bin/python manage.py"
+                      + " %s" * len(args), *args)
+    assert result.rc == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def app_state(host) -> dict:
+    """What a deploy changes on an app host: the settings file, Gunicorn's master and workers."""
+    master = host.check_output("systemctl show --property=MainPID --value stacktune-gunicorn")
+    workers = sorted(host.check_output("pgrep -P %s", master).split())
+    return {"settings_sha256": host.check_output("sha256sum %s", SETTINGS).split()[0],
+            "master": master, "workers": workers}
+
+
+def healthz(host) -> dict:
+    status, body = http_get(host, "http://127.0.0.1:8000/healthz")
+    return {"http": status, **json.loads(body)}
+
+
+def run_with(inventory: Path, *args: str, playbook: str) -> subprocess.CompletedProcess:
+    """ansible-playbook from the repository root against a given inventory directory."""
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+           "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(["ansible-playbook", "-i", str(inventory), playbook, *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=1200, check=False)
+
+
+def printed_diff(output: str) -> list[str]:
+    """The diff lines --diff printed for rendered files."""
+    return [line for line in output.splitlines() if re.match(r"^(\+\+\+|---) (before|after)", line)]
+
+
+def app_play_batches(output: str) -> list[set[str]]:
+    """The hosts each batch of the rolling app play ran tasks on, in order."""
+    batches = []
+    for part in output.split(APP_PLAY)[1:]:
+        part = part.split("PLAY RECAP")[0].split("\nPLAY [")[0]
+        batches.append(set(re.findall(
+            r"^(?:ok|changed|fatal|failed|skipping): \[(stacktune-[a-z0-9]+)", part, re.MULTILINE)))
+    return batches
+
+
+# --limit: the plan is the whole inventory's, so a limited --check on the converged
+# cluster finds every rendered file as it is.
+
+@pytest.mark.parametrize("limit", ["stacktune-db", "stacktune-app1"])
+def test_a_limited_check_renders_the_same_files(limit):
+    result = run_playbook("--check", "--diff", "--limit", limit)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert recap_is_clean(result.stdout), result.stdout[-2500:]
+    assert printed_diff(result.stdout) == [], result.stdout[-3000:]
+    # The limit held: only the limited host's tiers ran.
+    recap = result.stdout[result.stdout.rindex("PLAY RECAP"):]
+    assert limit in recap
+
+
+def test_a_limited_check_shows_a_plan_that_differs():
+    """The check above sees a difference: a plan that changed shows as a diff under --limit."""
+    result = run_playbook("--check", "--diff", "--limit", "stacktune-db",
+                          *extra_vars(stacktune_overrides={"postgresql": {"work_mem": "3MB"}}))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert not recap_is_clean(result.stdout)
+    assert printed_diff(result.stdout), result.stdout[-3000:]
+    assert re.search(r"^\+work_mem = '3MB'", result.stdout, re.MULTILINE), result.stdout[-3000:]
+
+
+# --check reports the migrations a run would apply.
+
+def test_check_reports_a_pending_migration(nodes):
+    app1 = nodes["stacktune-app1"]
+    assert "[ ]" not in manage(app1, "showmigrations", "--plan")
+    manage(app1, "migrate", "sessions", "zero")
+    try:
+        result = run_playbook("--check", "--diff", playbook="playbooks/app.yml")
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert "Pending migrations, applied by a run: sessions.0001_initial" in result.stdout, (
+            result.stdout[-3000:])
+        recap = result.stdout[result.stdout.rindex("PLAY RECAP"):]
+        assert re.search(r"stacktune-app1 +: ok=\d+ +changed=1 ", recap), recap
+        assert re.search(r"stacktune-app2 +: ok=\d+ +changed=0 ", recap), recap
+        assert "sessions.0001_initial" in manage(app1, "showmigrations", "--plan").split("[ ]")[1]
+    finally:
+        manage(app1, "migrate", "sessions")
+    assert "[ ]" not in manage(app1, "showmigrations", "--plan")
+    clean = run_playbook("--check", playbook="playbooks/app.yml")
+    assert "No pending migrations" in clean.stdout, clean.stdout[-3000:]
+    assert recap_is_clean(clean.stdout), clean.stdout[-2500:]
+
+
+# Rolling deploys. Each run changes ALLOWED_HOSTS on every app host, so every batch has
+# something to deploy; the last test puts the inventory's settings back.
+
+@pytest.fixture(scope="module")
+def fault_on_app1(tmp_path_factory) -> Path:
+    """The scenario's inventory with a wrong cache password for app1 only: app1's health
+    check reports the cache degraded after its deploy."""
+    inventory = tmp_path_factory.mktemp("fault") / "inventory"
+    shutil.copytree(Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent, inventory)
+    (inventory / "host_vars").mkdir(exist_ok=True)
+    (inventory / "host_vars" / "stacktune-app1.yml").write_text(
+        "django_settings_cache_password: not-the-cache-password\n")
+    return inventory
+
+
+def test_a_failed_health_check_stops_the_roll_with_app2_untouched(nodes, fault_on_app1):
+    app1, app2 = nodes["stacktune-app1"], nodes["stacktune-app2"]
+    assert healthz(app1)["status"] == healthz(app2)["status"] == "ok"
+    app2_before = app_state(app2)
+    # gunicorn_health_timeout: the cache does not come back; no need to wait a minute.
+    result = run_with(
+        fault_on_app1, "-e", "stacktune_app_batch=1", "-e", "gunicorn_health_timeout=10",
+        *extra_vars(django_settings_allowed_hosts=["localhost", "127.0.0.1", "roll-fault.test"]),
+        playbook="playbooks/app.yml")
+    assert result.returncode != 0, result.stdout[-3000:]
+    # The roll stopped at app1's health check: the first batch, app1 alone, failed there.
+    batches = app_play_batches(result.stdout)
+    assert batches == [{"stacktune-app1"}], (batches, result.stdout[-3000:])
+    before_failure = result.stdout[:result.stdout.index("fatal: [stacktune-app1]")]
+    failed_task = before_failure.rsplit("TASK [", 1)[1]
+    assert failed_task.startswith(
+        "gunicorn : Check that the app answers healthy through its bind"), result.stdout[-3000:]
+    assert "roll-fault.test" in app1.check_output("cat %s", SETTINGS)
+    assert healthz(app1) == {"http": 200, "status": "degraded", "database": "ok",
+                             "cache": "degraded"}
+    # app2 kept its settings file and its Gunicorn processes, and serves.
+    assert app_state(app2) == app2_before
+    assert "roll-fault.test" not in app2.check_output("cat %s", SETTINGS)
+    assert healthz(app2)["status"] == "ok"
+
+
+def test_a_roll_deploys_one_batch_after_the_other(nodes):
+    app1, app2 = nodes["stacktune-app1"], nodes["stacktune-app2"]
+    before = {name: app_state(nodes[name]) for name in APPS}
+    result = run_playbook("-e", "stacktune_app_batch=1", *extra_vars(
+        django_settings_allowed_hosts=["localhost", "127.0.0.1", "roll-pass.test"]),
+        playbook="playbooks/app.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert app_play_batches(result.stdout) == [{"stacktune-app1"}, {"stacktune-app2"}]
+    # The database was migrated once, by app1, in the first batch.
+    assert len(re.findall(r"TASK \[django_settings : Migrate the database", result.stdout)) == 2
+    assert re.search(r"TASK \[django_settings : Migrate the database[^\n]*\n(?:[^\n]*\n)*?"
+                     r"skipping: \[stacktune-app2\]", result.stdout)
+    for host in (app1, app2):
+        assert "roll-pass.test" in host.check_output("cat %s", SETTINGS)
+        assert healthz(host) == {"http": 200, "status": "ok", "database": "ok", "cache": "ok"}
+    for name in APPS:
+        after = app_state(nodes[name])
+        assert after["settings_sha256"] != before[name]["settings_sha256"], name
+        # Reloaded (HUP): the same master, every worker replaced.
+        assert after["master"] == before[name]["master"], name
+        assert not set(after["workers"]) & set(before[name]["workers"]), name
+
+
+def test_a_roll_with_the_inventorys_settings_puts_them_back(nodes):
+    result = run_playbook("-e", "stacktune_app_batch=50%", playbook="playbooks/app.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert app_play_batches(result.stdout) == [{"stacktune-app1"}, {"stacktune-app2"}]
+    for name in APPS:
+        assert "roll-" not in nodes[name].check_output("cat %s", SETTINGS)
+        assert healthz(nodes[name])["status"] == "ok"
+    again = run_playbook("--check", "--diff", playbook="playbooks/app.yml")
+    assert recap_is_clean(again.stdout), again.stdout[-2500:]
+
