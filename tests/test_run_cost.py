@@ -16,7 +16,7 @@ from test_playbooks import ANSIBLE_PLAYBOOK, ROOT, TEST_SECRETS, THREE_TIER
 def test_the_docker_connection_pipelines_modules():
     """The demo and molecule reach hosts with community.docker.docker, which has no
     pipelining option of its own and follows the global one ([ssh_connection] reaches
-    ssh only). Pipelined, a module is one exec; otherwise mkdir, copy, chmod, run, rm."""
+    ssh only). Pipelined, a module is one exec; otherwise four: mkdir, copy, chmod, run."""
     env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_PIPELINING"}
     env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
     out = subprocess.run([str(Path(sys.executable).parent / "ansible-config"), "dump",
