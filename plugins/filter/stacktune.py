@@ -11,6 +11,8 @@ from stacktune.addresses import host_address
 from stacktune.live import (
     pending_restart_settings,
     pgbouncer_config_mismatches,
+    redis_config_changes,
+    redis_config_set_line,
 )
 from stacktune.render import (
     comment,
@@ -42,6 +44,8 @@ class FilterModule:
             "stacktune_pending_restart": pending_restart_settings,
             "stacktune_pgbouncer_mismatches": pgbouncer_config_mismatches,
             "stacktune_host_address": _host_address,
+            "stacktune_redis_changes": redis_config_changes,
+            "stacktune_redis_config_set": redis_config_set_line,
             "pg_quote": pg_quote,
             "py": py,
             "stacktune_comment": comment,

@@ -1,0 +1,62 @@
+"""What a run costs per host, checked without containers: each task on a remote host is
+one exec or more, so the kit gathers facts once per run and pipelines its modules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from test_playbooks import ANSIBLE_PLAYBOOK, ROOT, TEST_SECRETS, THREE_TIER
+
+
+def test_the_docker_connection_pipelines_modules():
+    """The demo and molecule reach hosts with community.docker.docker, which has no
+    pipelining option of its own and follows the global one ([ssh_connection] reaches
+    ssh only). Pipelined, a module is one exec; otherwise four: mkdir, copy, chmod, run."""
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_PIPELINING"}
+    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    out = subprocess.run([str(Path(sys.executable).parent / "ansible-config"), "dump",
+                          "--only-changed", "--format", "json"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    settings = {entry["name"]: entry["value"] for entry in json.loads(out) if "name" in entry}
+    assert settings.get("ANSIBLE_PIPELINING") is True
+
+
+def test_site_gathers_each_hosts_facts_once(tmp_path):
+    """site.yml imports the plan play once per tier (each tier runs alone too): the
+    facts are gathered by the first, and no later play gathers them again."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(THREE_TIER.format(python=sys.executable, secrets=TEST_SECRETS))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+           "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOCALHOST_WARNING": "0"}
+    # --tags always: the plan plays, and the gathering of any play that still gathers.
+    result = subprocess.run([ANSIBLE_PLAYBOOK, "-i", str(inventory), "site.yml",
+                             "--tags", "always"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    gathered: Counter[str] = Counter()
+    for play in json.loads(result.stdout)["plays"]:
+        for task in play["tasks"]:
+            for host, res in task["hosts"].items():
+                if res.get("action") in ("gather_facts", "ansible.builtin.gather_facts",
+                                         "setup", "ansible.builtin.setup") \
+                        and not res.get("skipped") and "ansible_facts" in res:
+                    gathered[host] += 1
+    assert gathered == {"db1": 1, "cache1": 1, "app1": 1, "app2": 1}
+
+
+def test_tier_plays_use_the_plan_plays_facts():
+    """Every tier play follows the plan play (site.yml, or its own import of plan.yml),
+    which gathered the facts: none gathers them again."""
+    import yaml
+
+    for playbook in sorted((ROOT / "playbooks").glob("*.yml")):
+        if playbook.name in ("plan.yml", "facts.yml"):
+            continue
+        for play in yaml.safe_load(playbook.read_text()):
+            if "hosts" in play:
+                assert play.get("gather_facts") is False, f"{playbook.name}: {play['name']}"
