@@ -102,7 +102,11 @@ pgbouncer_stats_password=test-only-pgbouncer-stats
 redis_app_password=test-only-cache
 redis_admin_password=test-only-cache-admin
 django_settings_secret_key=test-only-secret-key-0123456789012345678901234567890123456789
+gunicorn_wsgi_app=demo_site.wsgi:application
+gunicorn_requirements=requirements-django5.2.txt
 """
+# The demo as the app tier's project (the plan play checks it is there).
+INVENTORY += f"gunicorn_app_src={ROOT / 'demo'}\n"
 
 
 def _ansible_env(tmp_path: Path) -> dict[str, str]:

@@ -23,6 +23,9 @@ all:
     ansible_connection: local
     ansible_python_interpreter: "{python}"
     stacktune_pg_version: 15
+    gunicorn_app_src: {root}/demo
+    gunicorn_wsgi_app: demo_site.wsgi:application
+    gunicorn_requirements: requirements-django5.2.txt
 {secrets}
   children:
     postgresql:
@@ -63,7 +66,7 @@ def ansible_playbook(inventory: Path, playbook: Path | str,
 @pytest.fixture(scope="module")
 def inventory(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("inventory") / "hosts.yml"
-    path.write_text(THREE_TIER.format(python=sys.executable, secrets=TEST_SECRETS))
+    path.write_text(THREE_TIER.format(python=sys.executable, root=ROOT, secrets=TEST_SECRETS))
     return path
 
 
@@ -160,7 +163,8 @@ def vaulted_inventory(tmp_path: Path) -> Path:
 
     inventory = tmp_path / "production"
     shutil.copytree(ROOT / "inventory" / "three-tier", inventory, symlinks=False)
-    (inventory / "hosts.yml").write_text(THREE_TIER.format(python=sys.executable, secrets=""))
+    (inventory / "hosts.yml").write_text(
+        THREE_TIER.format(python=sys.executable, root=ROOT, secrets=""))
     return inventory
 
 

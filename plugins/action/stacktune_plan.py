@@ -27,6 +27,7 @@ from stacktune.model import (
     Storage,
     Workload,
 )
+from stacktune.pg_version import PgHost, distro_version, planned_pg_version
 from stacktune.plan import plan_stack
 from stacktune.platforms import check_supported_release
 from stacktune.render import MANAGED_HEADER, plain
@@ -97,7 +98,7 @@ class ActionModule(ActionBase):
         return StackInputs(
             hosts=tuple(hosts),
             workload=_workload(args.get("workload") or "web"),
-            pg_version=self._pg_version(args, hosts),
+            pg_version=self._pg_version(args, hosts, hostvars),
             connections=(guard.ascii_integer("stacktune_connections", args["connections"], 1,
                                              guard.MAX_CONNECTIONS)
                          if args.get("connections") not in (None, "") else None),
@@ -131,21 +132,25 @@ class ActionModule(ActionBase):
         return HostProfile.from_dict(data)
 
     @staticmethod
-    def _pg_version(args: dict, hosts: list[Host]) -> int:
-        if args.get("pg_version") not in (None, ""):
-            return guard.ascii_integer("stacktune_pg_version", args["pg_version"], 0, 99)
+    def _pg_version(args: dict, hosts: list[Host], hostvars) -> int:
+        """stacktune_pg_version, else the major installed on the database hosts, else the
+        distribution's (stacktune.pg_version.planned_pg_version decides)."""
+        pinned = (guard.ascii_integer("stacktune_pg_version", args["pg_version"], 0, 99)
+                  if args.get("pg_version") not in (None, "") else None)
         distro = args.get("distro_pg_versions") or {}
+        database_hosts = []
         for host in hosts:
             if "postgresql" not in host.services:
                 continue
-            if host.profile.os_version and host.profile.os_version.split(".")[0] in distro:
-                return int(distro[host.profile.os_version.split(".")[0]])
-        for host in hosts:
-            if "postgresql" in host.services:
-                raise PlanError(
-                    f"cannot tell which PostgreSQL version host {host.name!r} gets "
-                    f"({host.profile.os_id} {host.profile.os_version}); set stacktune_pg_version")
-        return 15
+            facts = plain(hostvars[host.name].get("stacktune_host_profile")) or {}
+            installed = facts.get("postgresql_installed") or []
+            database_hosts.append(PgHost(
+                name=host.name,
+                os_label=f"{host.profile.os_id} {host.profile.os_version}".strip(),
+                installed=tuple(int(major) for major in installed),
+                distro_version=distro_version(distro, host.profile.os_version)))
+        version, _source = planned_pg_version(pinned, database_hosts)
+        return version
 
 
 def _deployment_vars(host_vars) -> dict[str, object]:

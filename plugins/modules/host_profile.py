@@ -9,7 +9,8 @@ short_description: Inspect a host's usable memory, CPUs and storage for stacktun
 description:
   - Reports memory and CPUs after cgroup v1/v2 limits (inside a container
     /proc/meminfo shows the machine's RAM), the storage kind of the device
-    holding a path, the OS, and the PostgreSQL major version installed or
+    holding a path, the OS, the PostgreSQL majors already installed (server
+    binaries and pg_lsclusters' clusters), and the major installed or
     installable from the distribution.
   - Read-only; runs in check mode. Shares its inspection code with
     C(stacktune inspect).
@@ -36,7 +37,8 @@ RETURN = r"""
 ansible_facts:
   description: >-
     C(stacktune_host_profile) with memory_bytes, cpus, storage, their sources, the OS
-    and postgresql_version.
+    postgresql_version, and postgresql_installed (the majors already installed: server
+    binaries or pg_lsclusters' clusters).
   returned: always
   type: dict
 """
@@ -52,11 +54,22 @@ from ansible_collections.stacktune.stacktune.plugins.module_utils.stacktune_insp
 )
 
 
-def postgresql_version(module: AnsibleModule) -> int | None:
+def installed_postgresql_majors(module: AnsibleModule) -> list[int]:
+    """Majors already on the host: server binaries and clusters (pg_lsclusters' first column)."""
+    majors = {int(part) for part in (
+        os.path.basename(os.path.dirname(os.path.dirname(path)))
+        for path in glob.glob("/usr/lib/postgresql/*/bin/postgres")) if part.isdigit()}
+    lsclusters = module.get_bin_path("pg_lsclusters")
+    if lsclusters:
+        rc, out, _ = module.run_command([lsclusters, "--no-header"])
+        if rc == 0:
+            majors.update(int(line.split()[0]) for line in out.splitlines()
+                          if line.split() and line.split()[0].isdigit())
+    return sorted(majors)
+
+
+def postgresql_version(module: AnsibleModule, installed: list[int]) -> int | None:
     """Installed server major version, else the one the distribution's 'postgresql' depends on."""
-    installed = sorted(int(os.path.basename(os.path.dirname(os.path.dirname(path))))
-                       for path in glob.glob("/usr/lib/postgresql/*/bin/postgres")
-                       if os.path.basename(os.path.dirname(os.path.dirname(path))).isdigit())
     if installed:
         return installed[-1]
     apt_cache = module.get_bin_path("apt-cache")
@@ -82,7 +95,9 @@ def main() -> None:
                                storage_override=module.params["storage"])
     except InspectError as error:
         module.fail_json(msg=f"host inspection failed: {error}")
-    profile["postgresql_version"] = postgresql_version(module)
+    installed = installed_postgresql_majors(module)
+    profile["postgresql_installed"] = installed
+    profile["postgresql_version"] = postgresql_version(module, installed)
     module.exit_json(changed=False, ansible_facts={"stacktune_host_profile": profile})
 
 

@@ -1,0 +1,104 @@
+"""The app tier's variables (where the Django project comes from, its WSGI module, its
+requirements, its wheelhouse) are checked by the plan play, before any host changes,
+and a bad or missing one names the variable and the fix."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+INVENTORY = """\
+[postgresql]
+localhost
+[pgbouncer]
+localhost
+[redis]
+localhost
+[app]
+localhost
+[all:vars]
+ansible_connection=local
+ansible_python_interpreter={python}
+stacktune_memory=4GiB
+stacktune_cpus=2
+stacktune_storage=ssd
+stacktune_pg_version=15
+postgresql_app_password=test-only-db
+pgbouncer_admin_password=test-only-pgbouncer-admin
+pgbouncer_stats_password=test-only-pgbouncer-stats
+redis_app_password=test-only-cache
+redis_admin_password=test-only-cache-admin
+django_settings_secret_key=test-only-secret-key-0123456789012345678901234567890123456789
+"""
+# The demo as "your project": what inventory/demo sets.
+DEMO_APP = {"gunicorn_app_src": str(ROOT / "demo"),
+            "gunicorn_wsgi_app": "demo_site.wsgi:application",
+            "gunicorn_requirements": "requirements-django5.2.txt"}
+
+
+def plan_play(tmp_path: Path, variables: dict) -> subprocess.CompletedProcess:
+    inventory = tmp_path / "inventory"
+    inventory.write_text(INVENTORY.format(python=sys.executable))
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps({**variables,
+                                 "host_tuning_sysctl_file": str(tmp_path / "sysctl")}))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_RETRY_FILES_ENABLED": "0"}
+    return subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "--check", "-i", str(inventory),
+         str(ROOT / "playbooks" / "plan.yml"), "-e", f"@{extra}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+BAD = [
+    ("no-project", {"gunicorn_app_src": ""}, "set exactly one of gunicorn_app_src"),
+    ("path-and-git", {"gunicorn_app_git_repo": "https://git.example.com/mysite.git",
+                      "gunicorn_app_git_version": "v1"}, "set exactly one of gunicorn_app_src"),
+    ("path-missing", {"gunicorn_app_src": "/nonexistent/mysite"},
+     "gunicorn_app_src (/nonexistent/mysite) is not a directory on this controller"),
+    ("git-without-version", {"gunicorn_app_src": "",
+                             "gunicorn_app_git_repo": "https://git.example.com/mysite.git"},
+     "set gunicorn_app_git_version"),
+    ("wsgi-a-file", {"gunicorn_wsgi_app": "mysite/wsgi.py"}, "set gunicorn_wsgi_app to your WSGI"),
+    ("wsgi-unset", {"gunicorn_wsgi_app": ""}, "set gunicorn_wsgi_app to your WSGI"),
+    ("requirements-unset", {"gunicorn_requirements": ""}, "set gunicorn_requirements"),
+    ("requirements-outside", {"gunicorn_requirements": "../etc/passwd"},
+     "set gunicorn_requirements"),
+    ("requirements-missing", {"gunicorn_requirements": "requirements.txt"},
+     "gunicorn_requirements (requirements.txt) is not a file in gunicorn_app_src"),
+    ("wheelhouse-missing", {"gunicorn_wheelhouse": "/nonexistent/wheels"},
+     "gunicorn_wheelhouse (/nonexistent/wheels) is not a directory"),
+]
+
+
+@pytest.mark.parametrize(("variables", "message"), [case[1:] for case in BAD],
+                         ids=[case[0] for case in BAD])
+def test_a_bad_app_variable_stops_the_plan_play(tmp_path, variables, message):
+    result = plan_play(tmp_path, {**DEMO_APP, **variables})
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out[-3000:]
+    # The callback wraps long lines: compare with the whitespace folded.
+    fatal = " ".join(out[out.index("fatal:"):].split())
+    assert message in fatal, fatal[:3000]
+    assert "Deploying your own Django project" in fatal
+    assert not (tmp_path / "sysctl").exists()
+
+
+def test_the_demo_as_your_project_passes(tmp_path):
+    result = plan_play(tmp_path, DEMO_APP)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Check where each app host's Django project comes from" in result.stdout
+
+
+def test_role_defaults_do_not_point_into_this_checkout():
+    """The demo is an example inventory's app, not the roles' default."""
+    for path in (ROOT / "roles").glob("*/defaults/main.yml"):
+        text = path.read_text()
+        assert "demo" not in text and ".cache/wheelhouse" not in text, path
