@@ -29,6 +29,7 @@ ansible_python_interpreter={python}
 stacktune_memory=4GiB
 stacktune_cpus=2
 stacktune_storage=ssd
+stacktune_address=198.51.100.10
 stacktune_pg_version=15
 postgresql_app_password=test-only-db
 pgbouncer_admin_password=test-only-pgbouncer-admin

@@ -56,8 +56,10 @@ def installed(tmp_path_factory) -> Path:
                     "-p", str(home / "collections"), str(tarball))
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert "stacktune.stacktune:0.1.0 was installed successfully" in installed.stdout
-    (home / "hosts.yml").write_text(THREE_TIER.format(python=sys.executable,
-                                                      secrets=TEST_SECRETS))
+    (home / "hosts.yml").write_text(THREE_TIER.format(
+        python=sys.executable, secrets=TEST_SECRETS,
+        # The demo app shipped in the collection stands for the operator's project.
+        root=home / "collections" / "ansible_collections" / "stacktune" / "stacktune"))
     (home / "tarball").write_text(str(tarball))
     return home
 

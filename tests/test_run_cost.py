@@ -30,7 +30,7 @@ def test_site_gathers_each_hosts_facts_once(tmp_path):
     """site.yml imports the plan play once per tier (each tier runs alone too): the
     facts are gathered by the first, and no later play gathers them again."""
     inventory = tmp_path / "hosts.yml"
-    inventory.write_text(THREE_TIER.format(python=sys.executable, secrets=TEST_SECRETS))
+    inventory.write_text(THREE_TIER.format(python=sys.executable, root=ROOT, secrets=TEST_SECRETS))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_LOCALHOST_WARNING": "0"}
     # --tags always: the plan plays, and the gathering of any play that still gathers.
