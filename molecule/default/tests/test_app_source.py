@@ -23,7 +23,9 @@ from stacktune_testlib import REPO, inventory_vars, run_playbook
 SRC = "/srv/app/src"
 EXCLUDED = re.compile(r"(^|/)(__pycache__|\.git)(/|$)|\.pyc$|\.sqlite3$"
                       r"|(^|/)stacktune_settings\.py$")
-SEND_TASK = "gunicorn : Send the archives that changed"
+# Task headers name the role by its collection name.
+GUNICORN = "stacktune.stacktune.gunicorn"
+SEND_TASK = f"{GUNICORN} : Send the archives that changed"
 
 
 def task_results(stdout: str) -> dict[str, str]:
@@ -116,7 +118,7 @@ def test_a_git_checkout_of_the_same_project_sends_nothing(host, project, tmp_pat
         "gunicorn_app_src": "", "gunicorn_app_git_repo": f"file://{repo}",
         "gunicorn_app_git_version": "main", "gunicorn_app_git_cache": str(tmp_path / "cache")}))
     results = task_results(result.stdout)
-    assert "changed: [" in results["gunicorn : Check out the app's repository on the controller"]
+    assert "changed: [" in results[f"{GUNICORN} : Check out the app's repository on the controller"]
     assert "changed:" not in results[SEND_TASK], results[SEND_TASK]
     assert host_digest(host) == before
     assert list((tmp_path / "cache").glob("*/.git"))
@@ -138,7 +140,7 @@ def test_a_changed_file_is_put_in_place_and_gunicorn_reloaded(host, project):
         applied = app_play("-e", f"gunicorn_app_src={project}")
         results = task_results(applied.stdout)
         assert "changed: [" in results[SEND_TASK]
-        assert "changed: [" in results["gunicorn : Reload Gunicorn"]
+        assert "changed: [" in results[f"{GUNICORN} : Reload Gunicorn"]
         assert host.file(probe).content_string == f'VALUE = "{marker}"\n'
         assert host.file(f"{SRC}/manage.py").content_string.endswith(f"# {marker}\n")
         assert host.file(f"{SRC}/manage.py").mode == 0o755

@@ -14,6 +14,8 @@ from stacktune_testlib import extra_vars, postmaster_pid, psql, run_playbook, sh
 from stacktune.live import pending_restart_settings
 
 CONF = "/etc/postgresql/{version}/main/conf.d/90-stacktune.conf"
+# Task headers name the role by its collection name.
+POSTGRESQL = "stacktune.stacktune.postgresql"
 
 # The faults exercise the role's mechanism (validate, swap, reload, restart), the same
 # on every release; CI runs them on the first one to stay well under 30 minutes.
@@ -66,7 +68,7 @@ def test_reload_only_change_keeps_the_postmaster(host, back_to_the_plan):
     assert result.returncode == 0, result.stdout[-3000:]
     assert show(host, "log_min_duration_statement") == "750ms"
     assert postmaster_pid(host) == pid
-    reload_task = result.stdout.split("TASK [postgresql : Reload PostgreSQL]")[1]
+    reload_task = result.stdout.split(f"TASK [{POSTGRESQL} : Reload PostgreSQL]")[1]
     assert "changed:" in reload_task.split("TASK [")[0]
 
 
@@ -97,7 +99,7 @@ def test_restart_only_change_waits_then_restarts_once_keeping_data(host, profile
     psql(host, "INSERT INTO restart_probe VALUES ('written before the restart')", db="app")
     applied = run_playbook(*extra_vars(**override, postgresql_allow_restart=True))
     assert applied.returncode == 0, applied.stdout[-3000:]
-    restart_task = applied.stdout.split("TASK [postgresql : Restart PostgreSQL")[1]
+    restart_task = applied.stdout.split(f"TASK [{POSTGRESQL} : Restart PostgreSQL")[1]
     assert restart_task.split("TASK [")[0].count("changed:") == 1
     assert postmaster_pid(host) != pid
     assert show(host, "shared_buffers") == "256MB"
