@@ -11,33 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_bad_inputs import INVENTORY  # one local host; extra variables override its app's
 
 ROOT = Path(__file__).resolve().parent.parent
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
-INVENTORY = """\
-[postgresql]
-localhost
-[pgbouncer]
-localhost
-[redis]
-localhost
-[app]
-localhost
-[all:vars]
-ansible_connection=local
-ansible_python_interpreter={python}
-stacktune_memory=4GiB
-stacktune_cpus=2
-stacktune_storage=ssd
-stacktune_address=198.51.100.10
-stacktune_pg_version=15
-postgresql_app_password=test-only-db
-pgbouncer_admin_password=test-only-pgbouncer-admin
-pgbouncer_stats_password=test-only-pgbouncer-stats
-redis_app_password=test-only-cache
-redis_admin_password=test-only-cache-admin
-django_settings_secret_key=test-only-secret-key-0123456789012345678901234567890123456789
-"""
 # The demo as "your project": what inventory/demo sets.
 DEMO_APP = {"gunicorn_app_src": str(ROOT / "demo"),
             "gunicorn_wsgi_app": "demo_site.wsgi:application",
