@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 
 try:  # psutil is optional: only for physical memory and online CPUs.
     import psutil
@@ -536,6 +537,49 @@ def in_container(root: str = "/") -> bool:
         return True
     # systemd and podman spell it lowercase: $container.
     return _is_real(root) and bool(os.environ.get("container"))  # noqa: SIM112
+
+
+# --------------------------------------------------------------------------
+# packages (read from dpkg's database, so a run needs no package_facts call)
+
+
+def installed_packages(root: str = "/") -> dict:
+    """Packages dpkg lists as installed, in package_facts' shape.
+
+    Returns {name: [{"name", "version", "arch", "source": "apt"}]}: the roles ask
+    ``name in ansible_facts.packages``, and reading the status file here saves a
+    module call (and python-apt's cache) per run.
+    """
+    text = _read(root, "/var/lib/dpkg/status") or ""
+    packages: dict = {}
+    for stanza in text.split("\n\n"):
+        fields = {}
+        for line in stanza.splitlines():
+            if line[:1] in (" ", "\t") or ":" not in line:
+                continue  # continuation lines (descriptions, conffiles)
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+        name = fields.get("Package")
+        # "install ok installed": config-files, half-installed and the like are not.
+        if not name or fields.get("Status", "").split()[-1:] != ["installed"]:
+            continue
+        packages.setdefault(name, []).append({
+            "name": name, "version": fields.get("Version", ""),
+            "arch": fields.get("Architecture", ""), "source": "apt"})
+    return packages
+
+
+def apt_lists_age_seconds(root: str = "/", now: float | None = None) -> float | None:
+    """Seconds since the package index was last refreshed; None when there is none."""
+    lists = _host_path(root, "/var/lib/apt/lists")
+    try:
+        mtimes = [entry.stat().st_mtime for entry in os.scandir(lists)
+                  if "_Packages" in entry.name and entry.is_file()]
+    except OSError:
+        return None
+    if not mtimes:
+        return None
+    return max(0.0, (time.time() if now is None else now) - max(mtimes))
 
 
 # --------------------------------------------------------------------------

@@ -505,3 +505,61 @@ def test_virtio_disk_by_driver_is_not_hdd(tmp_path):
     kind, source = hi.storage_kind("/", str(tmp_path))
     assert kind == "ssd" and "virtio_blk" in source
 
+
+
+# --- packages: dpkg's status file instead of a package_facts call ----------------------
+
+DPKG_STATUS = """Package: pgbouncer
+Status: install ok installed
+Priority: optional
+Architecture: amd64
+Version: 1.18.0-1
+Description: lightweight connection pooler for PostgreSQL
+ PgBouncer is a lightweight connection pooler.
+ .
+ Status: a description line that must not count
+
+Package: redis-server
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 5:7.0.15-1~deb12u1
+
+Package: rsync
+Status: install ok half-configured
+Architecture: amd64
+Version: 3.2.7-1
+
+Package: libpq5
+Status: install ok installed
+Architecture: amd64
+Version: 15.8-0+deb12u1
+"""
+
+
+def test_installed_packages_are_dpkgs_installed_ones_in_package_facts_shape(tmp_path):
+    write(tmp_path, "/var/lib/dpkg/status", DPKG_STATUS)
+    packages = hi.installed_packages(str(tmp_path))
+    # Removed (config-files) and half-configured packages are not installed.
+    assert sorted(packages) == ["libpq5", "pgbouncer"]
+    assert packages["pgbouncer"] == [
+        {"name": "pgbouncer", "version": "1.18.0-1", "arch": "amd64", "source": "apt"}]
+
+
+def test_no_dpkg_database_means_no_packages(tmp_path):
+    assert hi.installed_packages(str(tmp_path)) == {}
+
+
+def test_apt_lists_age_is_the_newest_index_files(tmp_path):
+    lists = "/var/lib/apt/lists/deb.debian.org_debian_dists_"
+    old = write(tmp_path, lists + "bookworm_main_binary-amd64_Packages", "")
+    new = write(tmp_path, lists + "bookworm-updates_main_binary-amd64_Packages.lz4", "")
+    write(tmp_path, "/var/lib/apt/lists/lock", "")
+    os.utime(old, (1000, 1000))
+    os.utime(new, (5000, 5000))
+    assert hi.apt_lists_age_seconds(str(tmp_path), now=5600) == 600
+
+
+def test_apt_lists_age_without_an_index_is_none(tmp_path):
+    write(tmp_path, "/var/lib/apt/lists/lock", "")
+    assert hi.apt_lists_age_seconds(str(tmp_path), now=5600) is None
+    assert hi.apt_lists_age_seconds(str(tmp_path / "nowhere"), now=5600) is None

@@ -37,8 +37,11 @@ RETURN = r"""
 ansible_facts:
   description: >-
     C(stacktune_host_profile) with memory_bytes, cpus, storage, their sources, the OS
-    postgresql_version, and postgresql_installed (the majors already installed: server
-    binaries or pg_lsclusters' clusters).
+    postgresql_version, postgresql_installed (the majors already installed: server
+    binaries or pg_lsclusters' clusters); C(stacktune_apt_lists_age_seconds), the
+    seconds since the package index was refreshed (null without one); and C(packages),
+    the installed packages read from dpkg's status file, in the shape of
+    M(ansible.builtin.package_facts).
   returned: always
   type: dict
 """
@@ -50,7 +53,9 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stacktune.stacktune.plugins.module_utils.stacktune_inspect import (
     InspectError,
+    apt_lists_age_seconds,
     inspect_host,
+    installed_packages,
 )
 
 
@@ -98,7 +103,12 @@ def main() -> None:
     installed = installed_postgresql_majors(module)
     profile["postgresql_installed"] = installed
     profile["postgresql_version"] = postgresql_version(module, installed)
-    module.exit_json(changed=False, ansible_facts={"stacktune_host_profile": profile})
+    # Beside the profile, not in it: the profile feeds the plan, which must not
+    # change with the index's age.
+    module.exit_json(changed=False, ansible_facts={
+        "stacktune_host_profile": profile,
+        "stacktune_apt_lists_age_seconds": apt_lists_age_seconds(),
+        "packages": installed_packages()})
 
 
 if __name__ == "__main__":
