@@ -28,6 +28,8 @@ Proposals = dict[str, dict[str, str]]
 # A statement is "slow" when it holds this share of all statement time.
 SLOW_SHARE = 0.20
 SLOW_MEAN_MS_HIGH = 100.0
+# One-off statements (a data load, a migration) are not what makes pages slow.
+SLOW_MIN_CALLS = 10
 # N+1 heuristic (pg_stat_statements only): cheap single-row statements whose calls dwarf the rest.
 NPLUSONE_MAX_ROWS_PER_CALL = 1.0
 NPLUSONE_MAX_MEAN_MS = 2.0
@@ -98,7 +100,7 @@ def slow_query_findings(snapshot: Snapshot) -> list[Finding]:
     for queryid in statements["top"].get("total_exec_time", [])[:5]:
         row = by_id[queryid]
         share = row["total_exec_time"] / total if total else 0.0
-        if share < SLOW_SHARE:
+        if share < SLOW_SHARE or row["calls"] < SLOW_MIN_CALLS:
             continue
         scans = seq_scans(plans.get(queryid, {}).get("plan"))
         fix = ("EXPLAIN (ANALYZE, BUFFERS) this statement with real values"

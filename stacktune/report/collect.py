@@ -107,11 +107,11 @@ def _explain_error(error: BaseException, section: str, context: dict[str, str]) 
     """The error of one section, with how to enable what is missing."""
     message = (str(error).strip().splitlines() or [type(error).__name__])[0]
     state = _sqlstate(error)
+    if state == "42501" or "permission denied" in message:
+        return f"{message}: {PRIVILEGE_HINT.format(user=context['user'])}"
     if section in ("statements", "offset") and (
             state in ("42P01", "55000") or "pg_stat_statements" in message):
         return f"{message}: {PG_STAT_STATEMENTS_HINT.format(db=context['database'])}"
-    if state == "42501" or "permission denied" in message:
-        return f"{message}: {PRIVILEGE_HINT.format(user=context['user'])}"
     if state == "57014":
         return (f"{message}: the query ran past the report's statement_timeout "
                 f"({STATEMENT_TIMEOUT_MS} ms); run the report at a quieter time")
