@@ -77,6 +77,36 @@ from ansible_collections.stacktune.stacktune.plugins.module_utils.stacktune_repo
     connect,
 )
 
+try:
+    # The missing-index advisor, where this collection ships it as module_utils.
+    from ansible_collections.stacktune.stacktune.plugins.module_utils.stacktune_report_indexes import (  # noqa: E501
+        missing_index_findings,
+    )
+except ImportError:
+    missing_index_findings = None
+
+INDEXES_HINT = ("install postgresql-NN-hypopg and create the hypopg extension in this database, "
+                "or run `stacktune report --dsn` from the controller")
+
+
+def missing_indexes(connection, snapshot: dict) -> dict:
+    """The advisor's findings, or why they could not be computed (never fails the task)."""
+    statements = snapshot.get("statements") or {}
+    if "error" in statements:
+        return {"error": "needs pg_stat_statements: " + statements["error"]}
+    if missing_index_findings is None:
+        return {"error": f"the index advisor is not shipped to the host: {INDEXES_HINT}"}
+    cursor = connection.cursor()
+    try:
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'")
+        if not cursor.fetchall():
+            return {"error": f"hypopg is not installed in this database: {INDEXES_HINT}"}
+        return {"findings": missing_index_findings(cursor, statements["rows"])}
+    except Exception as error:
+        return {"error": f"{(str(error).strip().splitlines() or ['?'])[0]}: {INDEXES_HINT}"}
+    finally:
+        connection.rollback()
+
 
 def conninfo_word(value: str) -> str:
     """A libpq key=value word: quoted, with backslashes and quotes escaped."""
@@ -116,6 +146,7 @@ def main() -> None:
     try:
         snapshot = collect(connection, top_n=params["top"],
                            statement_timeout_ms=params["statement_timeout_ms"])
+        snapshot["missing_indexes"] = missing_indexes(connection, snapshot)
     finally:
         connection.close()
     module.exit_json(changed=False, snapshot=snapshot)

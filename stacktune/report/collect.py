@@ -414,6 +414,13 @@ def collect(connection: Any, top_n: int = TOP_N,
             statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> dict[str, Any]:
     """The snapshot of the database ``connection`` is on (a DB-API connection, not autocommit)."""
     cursor = connection.cursor()
+    # The report's own statements would join the statistics it reads; only a superuser
+    # may turn that off (pg_stat_statements.track is superuser-settable).
+    try:
+        cursor.execute("SET pg_stat_statements.track = 'none'")
+        connection.commit()
+    except Exception:
+        connection.rollback()
     # Read-only and bounded before anything else; committed so that they outlive rollbacks.
     cursor.execute("SET default_transaction_read_only = on")
     cursor.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
