@@ -164,6 +164,14 @@ def test_json_and_markdown(snapshot):
     assert "## Proposed stacktune_overrides" in text and 'work_mem: "16MB"' in text
 
 
+def test_hidden_statements_name_the_grant(snapshot):
+    snapshot["user"] = "plain"
+    snapshot["statements"]["summary"]["hidden"] = 72
+    text = render(report_data(snapshot, analyse(snapshot)), "md")
+    assert "72 statements of other roles are hidden from this login: GRANT pg_monitor " \
+        "(or pg_read_all_stats) TO plain;" in text
+
+
 def test_mask_dsn():
     assert mask_dsn("host=db password=s3cret dbname=app") == "host=db password=*** dbname=app"
     assert mask_dsn("password='a b' host=db") == "password=*** host=db"

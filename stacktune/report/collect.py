@@ -132,6 +132,11 @@ def _server(cursor: Any, version: int) -> dict[str, Any]:
                          for row in rows}}
 
 
+# The report's own EXPLAINs, recorded when its login may not turn tracking off.
+NOT_OWN_STATEMENT = ("s.query NOT LIKE 'EXPLAIN (GENERIC_PLAN, FORMAT JSON) %%' "
+                     "AND s.query NOT LIKE '%%stacktune_report_plan%%'")
+
+
 def _statements(cursor: Any, version: int, top_n: int) -> dict[str, Any]:
     present = _rows(cursor, "SELECT extversion FROM pg_extension WHERE extname = "
                     "'pg_stat_statements'")
@@ -147,7 +152,8 @@ def _statements(cursor: Any, version: int, top_n: int) -> dict[str, Any]:
         "s.temp_blks_written, s.temp_blks_read "
         "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
         "LEFT JOIN pg_roles r ON r.oid = s.userid "
-        "WHERE d.datname = current_database() AND s.queryid IS NOT NULL")
+        "WHERE d.datname = current_database() AND s.queryid IS NOT NULL "
+        f"AND {NOT_OWN_STATEMENT}")
     rows: dict[str, dict[str, Any]] = {}
     top: dict[str, list[str]] = {}
     for order in STATEMENT_ORDERS:
@@ -174,7 +180,7 @@ def _offset_statements(cursor: Any, version: int) -> dict[str, Any]:
         "s.shared_blks_hit + s.shared_blks_read AS blocks "
         "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
         "WHERE d.datname = current_database() AND s.query ~* '\\moffset\\s+(\\$[0-9]+|[0-9]+)' "
-        f"ORDER BY s.{total} DESC LIMIT 20"))
+        f"AND {NOT_OWN_STATEMENT.replace('%%', '%')} ORDER BY s.{total} DESC LIMIT 20"))
     return {"rows": rows}
 
 

@@ -85,7 +85,8 @@ def _sections(report: Mapping[str, Any]) -> list[tuple[str, Any]]:
         hidden = (statements.get("summary") or {}).get("hidden")
         if hidden:
             blocks.append(("Hidden statements", f"{hidden} statements of other roles are hidden "
-                           "from this login: GRANT pg_read_all_stats (or pg_monitor) to it."))
+                           "from this login: GRANT pg_monitor (or pg_read_all_stats) TO "
+                           f"{snapshot.get('user', '<login>')};"))
     plans = snapshot.get("plans") or {}
     if isinstance(plans, dict) and "error" not in plans:
         for queryid, plan in plans.items():
