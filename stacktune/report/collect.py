@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import json
 import re
 import socket
 from typing import Any
@@ -217,8 +218,7 @@ def _plans(connection: Any, statements: dict[str, Any], version: int,
         cursor = connection.cursor()
         try:
             plan = explain_generic(cursor, row["query"], version)
-            if isinstance(plan, str):
-                import json
+            if isinstance(plan, str):  # a driver without a json adapter gives text
                 plan = json.loads(plan)
             plans[row["queryid"]] = {"plan": plan}
         except Exception as error:

@@ -106,6 +106,15 @@ def test_report_names_the_problems(host, demo_schema, tmp_path):
                 db="app") == "3"
 
 
+def test_check_mode_still_reports(host, tmp_path):
+    """The module only reads: --check runs it, and the report is written on the controller."""
+    result, files = report(tmp_path, "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    name = host.backend.get_hostname()
+    data = json.loads(files[f"{name}.json"].read_text())
+    assert data["snapshot"]["server"]["settings"]["shared_buffers"]["unit"] == "8kB"
+
+
 def test_no_pg_stat_statements_names_it_and_the_rest_prints(host, tmp_path):
     psql(host, "DROP DATABASE IF EXISTS report_bare")
     psql(host, "CREATE DATABASE report_bare")
