@@ -404,7 +404,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.overrides_out:
         _write("--overrides-out", args.overrides_out,
                report_analyse.overrides_yaml(analysis["proposals"]))
-    text = report_render.render(report_render.report_data(snapshot, analysis, source),
+    text = report_render.render(report_render.report_data(snapshot, analysis, source, plan),
                                 args.format)
     if args.out:
         _write("--out", args.out, text)

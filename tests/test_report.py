@@ -143,6 +143,8 @@ def test_plan_comparison(snapshot):
     assert [(f["objects"]["setting"], f["evidence"]["live"]) for f in differs] == \
         [("work_mem", "4MB")]
     assert found["temp_files"][0]["evidence"]["planned_work_mem"] == "8MB"
+    text = render(report_data(snapshot, analyse(snapshot, plan=plan), "db1", plan), "md")
+    assert "| work_mem | 4096 | kB | configuration file | 8MB |" in text
 
 
 def test_html_is_one_self_contained_page(snapshot, earlier):

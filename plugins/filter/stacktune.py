@@ -44,9 +44,8 @@ def _report(snapshot: dict, fmt: str = "md", plan: dict | None = None, source: s
     from stacktune.report.analyse import analyse
     from stacktune.report.render import render, report_data
 
-    snapshot = plain(snapshot)
-    return render(report_data(snapshot, analyse(snapshot, plan=plain(plan) or None), source),
-                  fmt)
+    snapshot, plan = plain(snapshot), plain(plan) or None
+    return render(report_data(snapshot, analyse(snapshot, plan=plan), source, plan), fmt)
 
 
 def _report_overrides(snapshot: dict, plan: dict | None = None) -> str:

@@ -26,8 +26,12 @@ TABLE_SECTIONS = (
 
 
 def report_data(snapshot: Mapping[str, Any], analysis: Mapping[str, Any],
-                source: str = "") -> dict[str, Any]:
-    return {"source": source, "snapshot": dict(snapshot), "analysis": dict(analysis)}
+                source: str = "", plan: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What every format shows; the plan's PostgreSQL settings when the report compared them."""
+    data = {"source": source, "snapshot": dict(snapshot), "analysis": dict(analysis)}
+    if plan and isinstance(plan.get("postgresql"), dict):
+        data["planned_postgresql"] = dict(plan["postgresql"])
+    return data
 
 
 def render(report: Mapping[str, Any], fmt: str) -> str:
@@ -111,9 +115,11 @@ def _sections(report: Mapping[str, Any]) -> list[tuple[str, Any]]:
             [k, _cell(v)] for k, v in sorted(deltas["counters"].items())
             if not k.startswith("statement.") or v]}))
     settings = server.get("settings") or {}
-    blocks.append(("Settings", {"columns": ("name", "setting", "unit", "source"), "rows": [
-        [name, _cell(row.get("setting")), _cell(row.get("unit")), _cell(row.get("source"))]
-        for name, row in sorted(settings.items())]}))
+    planned = report.get("planned_postgresql") or {}
+    blocks.append(("Settings", {"columns": ("name", "setting", "unit", "source", "planned"),
+                                "rows": [
+        [name, _cell(row.get("setting")), _cell(row.get("unit")), _cell(row.get("source")),
+         _cell(planned.get(name))] for name, row in sorted(settings.items())]}))
     proposals = analysis.get("proposals") or {}
     if proposals:
         blocks.append(("Proposed stacktune_overrides", overrides_yaml(proposals)))

@@ -115,6 +115,17 @@ def test_check_mode_still_reports(host, tmp_path):
     assert data["snapshot"]["server"]["settings"]["shared_buffers"]["unit"] == "8kB"
 
 
+def test_compared_with_the_plan(host, plan, tmp_path):
+    result, files = report(tmp_path, *extra_vars(stacktune_report_compare_plan=True))
+    assert result.returncode == 0, result.stdout + result.stderr
+    name = host.backend.get_hostname()
+    data = json.loads(files[f"{name}.json"].read_text())
+    assert data["planned_postgresql"]["work_mem"] == plan.host_view(name)["postgresql"]["work_mem"]
+    # A converged server runs its plan: no setting differs.
+    assert not [f for f in data["analysis"]["findings"]
+                if f["kind"] == "setting_differs_from_plan"]
+
+
 def test_no_pg_stat_statements_names_it_and_the_rest_prints(host, tmp_path):
     psql(host, "DROP DATABASE IF EXISTS report_bare")
     psql(host, "CREATE DATABASE report_bare")
