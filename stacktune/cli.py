@@ -87,7 +87,36 @@ def build_parser() -> argparse.ArgumentParser:
     render_cmd = commands.add_parser("render", help="write the config files of the plan")
     render_cmd.add_argument("--out", required=True, help="directory to write into")
     _add_plan_flags(render_cmd)
+
+    report_cmd = commands.add_parser("report", help="find what is slow: read the database's "
+                                     "statistics and say what to do (read-only)")
+    source = report_cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dsn", help="PostgreSQL connection string, e.g. 'host=db dbname=app "
+                        "user=stacktune_monitor' or postgresql://...")
+    source.add_argument("--snapshot", metavar="FILE",
+                        help="render a snapshot saved with --save-snapshot instead of connecting")
+    report_cmd.add_argument("--pgbouncer", metavar="DSN",
+                            help="PgBouncer admin console, e.g. 'host=app port=6432 "
+                            "dbname=pgbouncer user=stats'")
+    report_cmd.add_argument("--redis", metavar="URL",
+                            help="Redis, e.g. redis://:password@cache:6379")
+    report_cmd.add_argument("--format", choices=("md", "json", "html"), default="md")
+    report_cmd.add_argument("--out", metavar="FILE",
+                            help="write the report there (default: stdout)")
+    report_cmd.add_argument("--since", metavar="FILE",
+                            help="an earlier saved snapshot: report the counters' increases")
+    report_cmd.add_argument("--plan", metavar="FILE",
+                            help="the plan as JSON (stacktune plan --format json) to compare with")
+    report_cmd.add_argument("--save-snapshot", metavar="FILE",
+                            help="also save the snapshot (JSON) for a later --since")
+    report_cmd.add_argument("--overrides-out", metavar="FILE",
+                            help="write the setting proposals as a stacktune_overrides vars file")
+    report_cmd.add_argument("--top", type=_top, default=10,
+                            help="statements per top list (default 10)")
     return parser
+
+
+_top = _typed(lambda text: guard.ascii_integer("--top", text, 1, 100))
 
 
 def _add_plan_flags(cmd: argparse.ArgumentParser) -> None:
@@ -333,10 +362,62 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_json(flag: str, path: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as error:
+        raise CliError(f"{flag} {path!r}: cannot read it ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise CliError(f"{flag} {path!r}: not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise CliError(f"{flag} {path!r}: expected a JSON object")
+    return data
+
+
+def _write(flag: str, path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text)
+    except OSError as error:
+        raise CliError(f"{flag} {path!r}: cannot write it ({error.strerror})") from None
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from stacktune.report import analyse as report_analyse
+    from stacktune.report import collect as report_collect
+    from stacktune.report import render as report_render
+    from stacktune.report.run import collect_from
+
+    plan = _read_json("--plan", args.plan) if args.plan else None
+    previous = _read_json("--since", args.since) if args.since else None
+    if args.snapshot:
+        snapshot = _read_json("--snapshot", args.snapshot)
+        source = args.snapshot
+    else:
+        try:
+            snapshot = collect_from(args.dsn, args.pgbouncer, args.redis, args.top)
+        except report_collect.CollectError as error:
+            raise CliError(str(error)) from None
+        source = report_collect.mask_dsn(args.dsn)
+    if args.save_snapshot:
+        _write("--save-snapshot", args.save_snapshot, json.dumps(snapshot, indent=1) + "\n")
+    analysis = report_analyse.analyse(snapshot, plan=plan, previous=previous)
+    if args.overrides_out:
+        _write("--overrides-out", args.overrides_out,
+               report_analyse.overrides_yaml(analysis["proposals"]))
+    text = report_render.render(report_render.report_data(snapshot, analysis, source, plan),
+                                args.format)
+    if args.out:
+        _write("--out", args.out, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        handler = {"inspect": cmd_inspect, "plan": cmd_plan, "render": cmd_render}[args.command]
+        handler = {"inspect": cmd_inspect, "plan": cmd_plan, "render": cmd_render,
+                   "report": cmd_report}[args.command]
         return handler(args)
     except (CliError, PlanError, UnitError, host_inspect.InspectError, ValueError) as error:
         print(f"stacktune: error: {error}", file=sys.stderr)

@@ -93,6 +93,16 @@ def test_the_tarball_ships_the_engine_and_templates_not_the_tests(installed):
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 
+def test_the_report_ships_its_collector_and_playbook(installed):
+    root = installed / "collections/ansible_collections/stacktune/stacktune"
+    # The module's collector is the engine's own file (a link in the checkout).
+    shipped = root / "plugins/module_utils/stacktune_report_collect.py"
+    assert shipped.read_text() == (root / "stacktune/report/collect.py").read_text()
+    result = run(installed, "ansible-playbook", f"{COLLECTION}.report", "--syntax-check",
+                 "-i", "hosts.yml")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
 def test_the_site_playbook_passes_syntax_check_from_elsewhere(installed):
     result = run(installed, "ansible-playbook", f"{COLLECTION}.site", "--syntax-check",
                  "-i", "hosts.yml")
@@ -108,6 +118,8 @@ def test_the_site_playbook_passes_syntax_check_from_elsewhere(installed):
                                   "corresponding action plugin"]),
     ("filter", "pg_quote", ["single quotes", "_input"]),
     ("filter", "stacktune_scram_verifier", ["SCRAM-SHA-256", "current"]),
+    ("module", "postgresql_snapshot", ["login_db", "statement_timeout_ms", "check mode"]),
+    ("filter", "stacktune_report", ["self-contained HTML", "choices: [md, json, html]"]),
     ("role", "postgresql", ["postgresql_allow_restart"]),
     ("role", "stacktune", ["stacktune_workload", "stacktune_overrides"]),
 ])

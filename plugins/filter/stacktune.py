@@ -21,6 +21,7 @@ from stacktune.render import (
     conf_word,
     connstr_word,
     pg_quote,
+    plain,
     py,
     py_literal,
 )
@@ -38,6 +39,22 @@ def _host_address(explicit: object, host: str, ipv4_addresses: list) -> str:
         raise AnsibleFilterError(str(error)) from None
 
 
+def _report(snapshot: dict, fmt: str = "md", plan: dict | None = None, source: str = "") -> str:
+    """``snapshot | stacktune_report('html', plan)``: the rendered report, analysed here."""
+    from stacktune.report.analyse import analyse
+    from stacktune.report.render import render, report_data
+
+    snapshot, plan = plain(snapshot), plain(plan) or None
+    return render(report_data(snapshot, analyse(snapshot, plan=plan), source, plan), fmt)
+
+
+def _report_overrides(snapshot: dict, plan: dict | None = None) -> str:
+    """``snapshot | stacktune_report_overrides``: the proposals as a stacktune_overrides file."""
+    from stacktune.report.analyse import analyse, overrides_yaml
+
+    return overrides_yaml(analyse(plain(snapshot), plan=plain(plan) or None)["proposals"])
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -49,6 +66,8 @@ class FilterModule:
             "pg_quote": pg_quote,
             "py": py,
             "stacktune_comment": comment,
+            "stacktune_report": _report,
+            "stacktune_report_overrides": _report_overrides,
             # Render-time guards, the same functions as the CLI's renderer.
             "py_literal": py_literal,
             "conf_comment": conf_comment,
