@@ -139,9 +139,17 @@ def seq_scans(plan: Any) -> list[str]:
     return found
 
 
+# PostgreSQL's own foreign-key checks (ri_triggers.c: SELECT 1 FROM ONLY <table> x WHERE
+# ... FOR KEY SHARE OF x), one per inserted or updated row: pg_stat_statements records
+# them with track = all, and they look like an N+1 that no view can fix.
+FOREIGN_KEY_CHECK_RE = re.compile(r"\bFROM\s+ONLY\b.*\bFOR\s+KEY\s+SHARE\s+OF\s+x\b",
+                                  re.I | re.S)
+
+
 def n_plus_one_statement_findings(snapshot: Snapshot) -> list[Finding]:
     """Cheap single-row statements called far more often than the typical statement."""
-    rows = [r for r in statement_rows(snapshot) if r["calls"]]
+    rows = [r for r in statement_rows(snapshot)
+            if r["calls"] and not FOREIGN_KEY_CHECK_RE.search(r["query"] or "")]
     if len(rows) < 2:
         return []
     found = []
