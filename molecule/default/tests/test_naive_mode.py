@@ -125,3 +125,31 @@ def test_the_app_acl_allows_the_recorder_keys_and_nothing_outside_the_prefix(
     assert _redis_as_app(host, plan, "DEL", f"{KEY_PREFIX}:acl-probe") == "1"
     assert _redis_as_app(host, plan, "HINCRBY", "elsewhere:acl-probe", "n", "1").startswith(
         "NOPERM")
+
+
+def _view_totals(host, plan, view: str) -> dict:
+    return _records(host, plan).get(view, {"requests": 0, "lost_samples": 0})
+
+
+def test_a_redis_outage_costs_the_recorder_samples_never_a_request(host, plan, naive_stack):
+    host.check_output("systemctl stop redis-server")
+    try:
+        statuses = [_get(host, "/naive/articles/")[0] for _ in range(6)]
+    finally:
+        host.check_output("systemctl start redis-server")
+    assert statuses == [200] * 6
+    # The cache's Redis keeps nothing across a restart (the plan's save ""): the totals
+    # start again from what it holds now.
+    before = _view_totals(host, plan, "naive-articles")
+    # Each worker adds the samples it lost to its next write; requests land on workers
+    # unevenly, so go on until all six are counted (or give up after 120 requests).
+    sent = 0
+    while sent < 120:
+        for _ in range(10):
+            assert _get(host, "/naive/articles/")[0] == 200
+        sent += 10
+        after = _view_totals(host, plan, "naive-articles")
+        if after["lost_samples"] - before["lost_samples"] >= 6:
+            break
+    assert after["lost_samples"] - before["lost_samples"] == 6
+    assert after["requests"] - before["requests"] == sent
