@@ -80,3 +80,34 @@ def test_role_defaults_do_not_point_into_this_checkout():
     for path in (ROOT / "roles").glob("*/defaults/main.yml"):
         text = path.read_text()
         assert "demo" not in text and ".cache/wheelhouse" not in text, path
+
+
+BAD_DJANGO = [
+    ("rate-zero", {"django_settings_query_sample_rate": 0},
+     "django_settings_query_sample_rate is 0: set it to a number greater than 0 and at most 1"),
+    ("rate-above-one", {"django_settings_query_sample_rate": 1.5},
+     "django_settings_query_sample_rate is 1.5: set it to a number greater than 0"),
+    ("extra-lower-case", {"django_settings_extra": {"demo_naive": True}},
+     "django_settings_extra names must be upper-case Python identifiers (DEMO_NAIVE)"),
+    ("extra-reserved", {"django_settings_extra": {"SECRET_KEY": "x" * 60}},
+     "remove or rename SECRET_KEY"),
+]
+
+
+@pytest.mark.parametrize(("variables", "message"), [case[1:] for case in BAD_DJANGO],
+                         ids=[case[0] for case in BAD_DJANGO])
+def test_a_bad_query_recorder_or_extra_setting_stops_the_plan_play(tmp_path, variables, message):
+    result = plan_play(tmp_path, {**DEMO_APP, **variables})
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out[-3000:]
+    fatal = " ".join(out[out.index("fatal:"):].split())
+    assert message in fatal, fatal[:3000]
+    assert not (tmp_path / "sysctl").exists()
+
+
+def test_the_query_recorder_and_naive_mode_pass_the_plan_play(tmp_path):
+    result = plan_play(tmp_path, {**DEMO_APP, "django_settings_query_recorder": True,
+                                  "django_settings_query_sample_rate": 1,
+                                  "django_settings_extra": {"DEMO_NAIVE": True}})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Check the query recorder's sample rate" in result.stdout

@@ -21,6 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "demo"
+# The query recorder the django_settings role installs beside stacktune_settings.py.
+RECORDER_DIR = ROOT / "templates"
 CHILD_ENV = "STACKTUNE_DEMO_APP_CHILD"
 IN_CHILD = os.environ.get(CHILD_ENV) == "1"
 SMALL = {"authors": 20, "categories": 8, "articles": 200, "comments": 800}
@@ -56,6 +58,7 @@ def _run(args, env, cwd=DEMO, timeout=120):
 
 def test_views_and_loader_in_a_django_child_process(tmp_path):
     env = _demo_env(tmp_path, DJANGO_SECRET_KEY=_secret_key(), **{CHILD_ENV: "1"})
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(RECORDER_DIR)])
     result = _run(
         [
             "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "python_functions=child_test_*",
@@ -432,3 +435,139 @@ def child_test_check_deploy_passes():
     assert len(settings.SECRET_KEY) >= 50
     assert settings.DEBUG is False
     call_command("check", deploy=True, fail_level="WARNING", stdout=io.StringIO())
+
+
+# --- naive mode and the query recorder ---------------------------------------------------
+
+RECORDER = "stacktune_queries.QueryShapeMiddleware"
+
+
+def _recorder_settings(rate):
+    return {
+        "MIDDLEWARE": [*settings.MIDDLEWARE, RECORDER],
+        "STACKTUNE_QUERY_RECORDER": {"SAMPLE_RATE": rate, "KEY_PREFIX": f"test-{rate}"},
+    }
+
+
+def _recorded(rate):
+    import stacktune_queries
+
+    store = stacktune_queries.store_for({"KEY_PREFIX": f"test-{rate}"})
+    return {row["view"]: row for row in store.records()}
+
+
+@pytest.mark.parametrize("url", ["/naive/articles/", "/naive/comments/", "/naive/archive/"])
+def child_test_naive_pages_are_404_unless_naive_mode_is_on(https, url):
+    assert settings.DEMO_NAIVE is False
+    assert https.get(url).status_code == 404
+
+
+def child_test_naive_articles_runs_one_query_per_row_for_author_and_categories(https):
+    from django.test import override_settings
+
+    with override_settings(DEMO_NAIVE=True):
+        response, queries = _get(https, "/naive/articles/")
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert len(results) == views.PAGE_SIZE
+    newest = Article.objects.first()
+    assert results[0]["author"] == newest.author.name
+    assert results[0]["categories"] == [c.name for c in newest.categories.order_by("name")]
+    # The page, then per row one author and one categories query: N+1 twice.
+    assert queries == 1 + 2 * views.PAGE_SIZE
+
+
+def child_test_naive_comments_filter_on_the_unindexed_author_name(https):
+    from django.test import override_settings
+
+    name = Comment.objects.order_by("id").values_list("author_name", flat=True).first()
+    expected = Comment.objects.filter(author_name=name).count()
+    with override_settings(DEMO_NAIVE=True), CaptureQueriesContext(connection) as queries:
+        response = https.get("/naive/comments/", {"author": name})
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == min(expected, views.LATEST_COMMENTS) > 0
+    (query,) = queries.captured_queries
+    assert '"author_name" =' in query["sql"]
+    indexed = {
+        tuple(index["columns"])
+        for index in connection.introspection.get_constraints(
+            connection.cursor(), Comment._meta.db_table
+        ).values()
+    }
+    assert not any(columns[:1] == ("author_name",) for columns in indexed)
+
+
+def child_test_naive_archive_pages_with_an_unbounded_offset(https):
+    from django.test import override_settings
+
+    with override_settings(DEMO_NAIVE=True):
+        with CaptureQueriesContext(connection) as queries:
+            response = https.get("/naive/archive/", {"page": "9"})
+        (query,) = queries.captured_queries  # read before the next request resets the log
+        assert https.get("/naive/archive/", {"page": "x"}).status_code == 404
+    assert response.status_code == 200, response.content
+    assert "OFFSET 160" in query["sql"]
+    ordered = list(Article.objects.order_by("-word_count", "-id").values_list("id", flat=True))
+    assert [row["id"] for row in response.json()["results"]] == ordered[160:180]
+
+
+def child_test_recorder_counts_queries_and_repeated_shapes_per_view(https):
+    from django.test import override_settings
+
+    with override_settings(DEMO_NAIVE=True, **_recorder_settings(1.0)):
+        for _ in range(3):
+            assert https.get("/naive/articles/").status_code == 200
+        assert https.get("/naive/archive/", {"page": "2"}).status_code == 200
+    recorded = _recorded(1.0)
+    assert set(recorded) == {"naive-articles", "naive-archive"}
+    articles = recorded["naive-articles"]
+    per_request = 1 + 2 * views.PAGE_SIZE
+    assert articles["requests"] == 3
+    assert articles["queries"] == 3 * per_request
+    assert articles["max_queries"] == per_request
+    shapes = {shape["sql"]: shape for shape in articles["shapes"]}
+    assert len(shapes) == 2, shapes  # the author lookup and the categories lookup
+    author = next(sql for sql in shapes if 'FROM "publishing_author"' in sql)
+    assert author.endswith('WHERE "publishing_author"."id" = ? LIMIT ?')
+    assert shapes[author] == {
+        "sql": author, "count": 3 * views.PAGE_SIZE, "requests": 3,
+        "max_per_request": views.PAGE_SIZE,
+    }  # fmt: skip
+    categories = next(sql for sql in shapes if sql != author)
+    assert '"publishing_article_categories"."article_id" = ?' in categories
+    # One query per request, nothing repeated: counted, no shapes.
+    archive = recorded["naive-archive"]
+    assert (archive["requests"], archive["queries"], archive["shapes"]) == (1, 1, [])
+
+
+def child_test_recorder_at_rate_zero_records_nothing(https):
+    from django.test import override_settings
+
+    with override_settings(DEMO_NAIVE=True, **_recorder_settings(0.0)):
+        for _ in range(3):
+            assert https.get("/naive/articles/").status_code == 200
+    assert _recorded(0.0) == {}
+
+
+def child_test_recorder_samples_about_the_configured_share(https):
+    from django.test import override_settings
+
+    random_state = __import__("random").getstate()
+    __import__("random").seed(11)
+    try:
+        with override_settings(DEMO_NAIVE=True, **_recorder_settings(0.25)):
+            for _ in range(200):
+                assert https.get("/naive/archive/").status_code == 200
+    finally:
+        __import__("random").setstate(random_state)
+    requests = _recorded(0.25)["naive-archive"]["requests"]
+    assert 30 <= requests <= 70, requests
+
+
+def child_test_normalized_shapes_strip_literals_and_in_lists():
+    from stacktune_queries import normalize_sql
+
+    assert normalize_sql(
+        "SELECT  \"t\".\"id\" FROM \"t\" WHERE \"t\".\"a\" = 'x''y' AND \"t\".\"b\" IN (%s, %s, %s)"
+        " AND \"t2\".\"c\" > 42 LIMIT 21"
+    ) == 'SELECT "t"."id" FROM "t" WHERE "t"."a" = ? AND "t"."b" IN (...) AND "t2"."c" > ? LIMIT ?'

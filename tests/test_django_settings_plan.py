@@ -80,3 +80,42 @@ def test_cache_options_can_be_overridden(capsys, tmp_path):
 def test_a_cache_timeout_of_the_wrong_type_is_refused(capsys):
     assert main(["plan", *HOST, "--set", "django.CACHE_SOCKET_TIMEOUT=fast"]) == 2
     assert "django.CACHE_SOCKET_TIMEOUT" in capsys.readouterr().err
+
+
+def _module_from_the_template(tmp_path: Path, **context: object) -> dict:
+    """The settings module as the django_settings role renders it, executed as a package
+    member (demo_site.stacktune_settings), with the role's query recorder variables."""
+    from stacktune.model import SERVICES, Host, HostProfile, StackInputs, Storage, Workload
+    from stacktune.plan import plan_stack
+    from stacktune.render import render_service
+
+    profile = HostProfile(memory_bytes=4 * 2**30, cpus=2.0, storage=Storage.SSD)
+    plan = plan_stack(StackInputs(hosts=(Host("web1", profile, frozenset(SERVICES)),),
+                                  workload=Workload.WEB, pg_version=15))
+    text = render_service("django", plan.host_view("web1"), context)
+    names: dict[str, object] = {"__package__": "demo_site"}
+    exec(compile(text, "stacktune_settings.py", "exec"), names)
+    return names
+
+
+def test_the_query_recorder_is_off_unless_the_role_turns_it_on(tmp_path):
+    names = _module_from_the_template(tmp_path)
+    assert names["STACKTUNE_MIDDLEWARE"] == []
+    assert "STACKTUNE_QUERY_RECORDER" not in names and "DEMO_NAIVE" not in names
+
+
+def test_the_query_recorder_and_extra_settings_as_the_role_renders_them(tmp_path):
+    names = _module_from_the_template(
+        tmp_path, django_query_recorder=True, django_query_sample_rate=0.25,
+        django_query_key_prefix="stacktune:queries",
+        django_extra_settings={"DEMO_NAIVE": True, "PAGE_LIMIT": 40})
+    assert names["STACKTUNE_MIDDLEWARE"] == ["demo_site.stacktune_queries.QueryShapeMiddleware"]
+    # The recorder writes with the cache's own ACL user, under the cache's key prefix.
+    assert names["STACKTUNE_QUERY_RECORDER"] == {
+        "SAMPLE_RATE": 0.25,
+        "REDIS_URL": names["CACHES"]["default"]["LOCATION"],
+        "KEY_PREFIX": "stacktune:queries",
+    }
+    assert names["STACKTUNE_QUERY_RECORDER"]["KEY_PREFIX"].startswith(
+        names["CACHES"]["default"]["KEY_PREFIX"] + ":")
+    assert (names["DEMO_NAIVE"], names["PAGE_LIMIT"]) == (True, 40)

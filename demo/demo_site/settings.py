@@ -16,6 +16,9 @@ environment:
                            local-memory cache)
     DJANGO_HSTS_SECONDS    Strict-Transport-Security max-age (default 3600)
     DJANGO_LOG_LEVEL       level of the "django" logger (default INFO)
+    DJANGO_DEMO_NAIVE      "1" serves the naive-mode pages under /naive/ (N+1,
+                           unindexed filter, deep OFFSET); the deploy sets
+                           DEMO_NAIVE in stacktune_settings.py instead
 
 Kept compatible with Django 4.2 LTS and 5.2 LTS, and with Python 3.9 (Debian 11).
 """
@@ -177,6 +180,9 @@ def _cache_from_env():
     return {**backend, "KEY_PREFIX": "stacktune", "TIMEOUT": 300}
 
 
+# Naive mode: pages with the query problems of real apps, for the diagnostics report.
+DEMO_NAIVE = os.environ.get("DJANGO_DEMO_NAIVE", "") == "1"
+
 _STACKTUNE_SETTINGS = Path(__file__).with_name("stacktune_settings.py")
 
 if _STACKTUNE_SETTINGS.is_file():
@@ -187,6 +193,10 @@ else:
     CACHES = {"default": _cache_from_env()}
     # A dev-only key: the "django-insecure-" prefix makes check --deploy flag it.
     SECRET_KEY = SECRET_KEY or "django-insecure-stacktune-demo-development-key-not-for-production"
+
+# The deploy's query recorder (django_settings_query_recorder), when it is on. Last:
+# it counts the queries of the view and of every middleware before it.
+MIDDLEWARE = [*MIDDLEWARE, *globals().get("STACKTUNE_MIDDLEWARE", [])]
 
 if not SECRET_KEY:
     raise ImproperlyConfigured(

@@ -8,11 +8,12 @@ would also run for every row that OFFSET skips.) The "popular categories"
 sidebar comes from the cache.
 """
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.paginator import InvalidPage, Paginator
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.cache import cache_page
@@ -154,6 +155,69 @@ def api_articles(request):
             "results": [_article_json(article) for article in page_of_articles(page)],
         }
     )
+
+
+# --- naive mode: the patterns real apps ship, for the diagnostics report to find -----
+# Served only when settings.DEMO_NAIVE is true (off by default; 404 otherwise).
+
+NAIVE_ARCHIVE_PAGE_SIZE = 20
+
+
+def _naive_mode_only():
+    if not getattr(settings, "DEMO_NAIVE", False):
+        raise Http404("naive mode is off (DEMO_NAIVE)")
+
+
+@require_safe
+def naive_articles(request):
+    """``/naive/articles/``: the latest articles with author and categories, N+1 style.
+
+    No select_related/prefetch_related: each row's ``article.author`` runs one query on
+    the author table and ``article.categories.all()`` one on the category join, so a
+    page of 20 costs 41 queries instead of 3.
+    """
+    _naive_mode_only()
+    articles = Article.objects.only("id", "title", "slug", "author_id", "published_at")[
+        :PAGE_SIZE
+    ]
+    results = [
+        {
+            "title": article.title,
+            "slug": article.slug,
+            "author": article.author.name,
+            "categories": [category.name for category in article.categories.all()],
+        }
+        for article in articles
+    ]
+    return JsonResponse({"results": results})
+
+
+@require_safe
+def naive_comments_by_author(request):
+    """``/naive/comments/?author=NAME``: a filter on an unindexed column (a sequential
+    scan of the comments table per request)."""
+    _naive_mode_only()
+    author_name = request.GET.get("author", "")
+    comments = Comment.objects.filter(author_name=author_name).values(
+        "id", "article_id", "created_at"
+    )[:LATEST_COMMENTS]
+    return JsonResponse({"author": author_name, "results": list(comments)})
+
+
+@require_safe
+def naive_archive(request):
+    """``/naive/archive/?page=N``: OFFSET pagination with no bound on N, so a deep page
+    reads and throws away (N-1) x 20 rows (keyset pagination is the fix)."""
+    _naive_mode_only()
+    try:
+        page = max(1, int(request.GET.get("page") or 1))
+    except ValueError:
+        raise Http404("page must be a number") from None
+    start = (page - 1) * NAIVE_ARCHIVE_PAGE_SIZE
+    rows = Article.objects.order_by("-word_count", "-id").values("id", "title", "word_count")[
+        start : start + NAIVE_ARCHIVE_PAGE_SIZE
+    ]
+    return JsonResponse({"page": page, "results": list(rows)})
 
 
 def healthz(request):

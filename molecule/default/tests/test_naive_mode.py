@@ -1,0 +1,155 @@
+"""Naive mode and the query recorder on the converged stack.
+
+The app play turns on the demo's naive mode (django_settings_extra) and the query
+recorder at a sample rate of 1; traffic through the N+1 page goes through Gunicorn's
+workers, PgBouncer and PostgreSQL; the recorder's totals are read back from the real
+Redis with the app's own ACL user (stacktune.report.nplusone.read_records, run with
+the app's Python inside the container) and the report's N+1 finding names the view,
+the repeated SQL and its count. The module ends by running the app play with the
+defaults again, so the other tests see the stack as converged.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from stacktune_testlib import REPO, extra_vars, http_get, inventory_vars, run_playbook
+
+from stacktune.report.nplusone import n_plus_one_findings
+
+APP_URL = "http://127.0.0.1:8000"
+APP_PYTHON = "/srv/app/venv/bin/python"
+NPLUSONE_SOURCE = (REPO / "stacktune" / "report" / "nplusone.py").read_text()
+PAGE_SIZE = 20  # publishing.views.PAGE_SIZE
+ARTICLES_REQUESTS = 12
+KEY_PREFIX = "stacktune:queries"
+
+
+def _app_play(**variables: object) -> str:
+    result = run_playbook(*extra_vars(**variables), playbook="playbooks/app.yml")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def naive_stack(host):
+    _app_play(django_settings_query_recorder=True, django_settings_query_sample_rate=1.0,
+              django_settings_extra={"DEMO_NAIVE": True})
+    yield
+    _app_play(django_settings_query_recorder=False, django_settings_extra={})
+    # Back to the defaults: naive mode is off again and the module configures no recorder.
+    assert _get(host, "/naive/articles/")[0] == 404
+    module = host.file("/srv/app/src/demo_site/stacktune_settings.py").content_string
+    assert "STACKTUNE_MIDDLEWARE = []" in module and "DEMO_NAIVE" not in module
+
+
+def _redis_url(plan) -> str:
+    password = inventory_vars()["redis_app_password"]
+    return f"redis://app:{password}@127.0.0.1:{plan.services['django']['CACHE_PORT']}/0"
+
+
+def _records(host, plan) -> dict[str, dict]:
+    script = NPLUSONE_SOURCE + (
+        "\nimport json, sys\nprint(json.dumps(read_records(sys.argv[1])))\n")
+    out = host.check_output("%s -c %s %s", APP_PYTHON, script, _redis_url(plan))
+    return {record["view"]: record for record in json.loads(out)}
+
+
+def _redis_as_app(host, plan, *command: str) -> str:
+    """One command as the app's ACL user, through the redis package the app uses."""
+    script = (
+        "import sys, redis\n"
+        "client = redis.Redis.from_url(sys.argv[1])\n"
+        "try:\n"
+        "    print(client.execute_command(*sys.argv[2:]))\n"
+        "except redis.exceptions.NoPermissionError as error:\n"
+        "    print('NOPERM', error)\n"
+    )
+    return host.check_output("%s -c %s %s" + " %s" * len(command), APP_PYTHON, script,
+                             _redis_url(plan), *command)
+
+
+def _get(host, path: str) -> tuple[int, str]:
+    return http_get(host, APP_URL + path, {"X-Forwarded-Proto": "https"})
+
+
+def _delta(after: dict, before: dict, view: str, field: str) -> int:
+    return after[view][field] - before.get(view, {}).get(field, 0)
+
+
+def test_the_n_plus_one_page_is_recorded_per_view_in_redis(host, plan, naive_stack):
+    settings_module = host.file("/srv/app/src/demo_site/stacktune_settings.py")
+    assert host.file("/srv/app/src/demo_site/stacktune_queries.py").exists
+    assert settings_module.exists
+    before = _records(host, plan)
+    for _ in range(ARTICLES_REQUESTS):
+        status, body = _get(host, "/naive/articles/")
+        assert status == 200, body[:500]
+        assert len(json.loads(body)["results"]) == PAGE_SIZE
+    assert _get(host, "/naive/archive/?page=400")[0] == 200
+    after = _records(host, plan)
+
+    articles = after["naive-articles"]
+    per_request = 1 + 2 * PAGE_SIZE  # the page, then one author and one categories query a row
+    assert _delta(after, before, "naive-articles", "requests") == ARTICLES_REQUESTS
+    assert _delta(after, before, "naive-articles", "queries") == ARTICLES_REQUESTS * per_request
+    assert articles["max_queries"] == per_request
+    assert articles["lost_samples"] == 0
+    shapes = {shape["sql"]: shape for shape in articles["shapes"]}
+    author_sql = next(sql for sql in shapes if 'FROM "publishing_author"' in sql)
+    assert author_sql.endswith('WHERE "publishing_author"."id" = ? LIMIT ?')
+    old_author = next((s for s in before.get("naive-articles", {}).get("shapes", [])
+                       if s["sql"] == author_sql), {"count": 0})
+    assert shapes[author_sql]["count"] - old_author["count"] == ARTICLES_REQUESTS * PAGE_SIZE
+    assert shapes[author_sql]["max_per_request"] == PAGE_SIZE
+    # One query a request, nothing repeated.
+    assert _delta(after, before, "naive-archive", "queries") == 1
+    assert after["naive-archive"]["shapes"] == []
+
+    findings = {f["objects"]["sql"]: f for f in n_plus_one_findings(list(after.values()))}
+    author = findings[author_sql]
+    assert author["objects"]["view"] == "naive-articles"
+    assert author["severity"] == "high"
+    assert author["evidence"]["repeats_per_request"] == PAGE_SIZE
+    assert author["evidence"]["max_queries_per_request"] == per_request
+    assert author["fix"].startswith('select_related("author")')
+    categories = next(f for sql, f in findings.items() if "publishing_article_categories" in sql)
+    assert categories["fix"].startswith('prefetch_related("categories")')
+    assert "naive-archive" not in {f["objects"]["view"] for f in findings.values()}
+
+
+def test_the_app_acl_allows_the_recorder_keys_and_nothing_outside_the_prefix(
+        host, plan, naive_stack):
+    assert _redis_as_app(host, plan, "HINCRBY", f"{KEY_PREFIX}:acl-probe", "n", "1") != ""
+    assert _redis_as_app(host, plan, "DEL", f"{KEY_PREFIX}:acl-probe") == "1"
+    assert _redis_as_app(host, plan, "HINCRBY", "elsewhere:acl-probe", "n", "1").startswith(
+        "NOPERM")
+
+
+def _view_totals(host, plan, view: str) -> dict:
+    return _records(host, plan).get(view, {"requests": 0, "lost_samples": 0})
+
+
+def test_a_redis_outage_costs_the_recorder_samples_never_a_request(host, plan, naive_stack):
+    host.check_output("systemctl stop redis-server")
+    try:
+        statuses = [_get(host, "/naive/articles/")[0] for _ in range(6)]
+    finally:
+        host.check_output("systemctl start redis-server")
+    assert statuses == [200] * 6
+    # The cache's Redis keeps nothing across a restart (the plan's save ""): the totals
+    # start again from what it holds now.
+    before = _view_totals(host, plan, "naive-articles")
+    # Each worker adds the samples it lost to its next write; requests land on workers
+    # unevenly, so go on until all six are counted (or give up after 120 requests).
+    sent = 0
+    while sent < 120:
+        for _ in range(10):
+            assert _get(host, "/naive/articles/")[0] == 200
+        sent += 10
+        after = _view_totals(host, plan, "naive-articles")
+        if after["lost_samples"] - before["lost_samples"] >= 6:
+            break
+    assert after["lost_samples"] - before["lost_samples"] == 6
+    assert after["requests"] - before["requests"] == sent
