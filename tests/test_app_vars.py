@@ -35,6 +35,15 @@ def plan_play(tmp_path: Path, variables: dict) -> subprocess.CompletedProcess:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
+def package_files(tmp_path: Path) -> dict[str, str]:
+    """Stand-ins for a built wheel and an sdist (the plan play reads only their names)."""
+    wheel = tmp_path / "mysite-1.0-py3-none-any.whl"
+    sdist = tmp_path / "mysite-1.0.tar.gz"
+    for path in (wheel, sdist):
+        path.write_bytes(b"PK")
+    return {"wheel": str(wheel), "sdist": str(sdist)}
+
+
 BAD = [
     ("no-project", {"gunicorn_app_src": ""}, "set exactly one of gunicorn_app_src"),
     ("path-and-git", {"gunicorn_app_git_repo": "https://git.example.com/mysite.git",
@@ -53,12 +62,31 @@ BAD = [
      "gunicorn_requirements (requirements.txt) is not a file in gunicorn_app_src"),
     ("wheelhouse-missing", {"gunicorn_wheelhouse": "/nonexistent/wheels"},
      "gunicorn_wheelhouse (/nonexistent/wheels) is not a directory"),
+    # A built wheel is the third source: exactly one of the three.
+    ("path-and-wheel", {"gunicorn_app_wheel": "{wheel}", "gunicorn_requirements": ""},
+     "set exactly one of gunicorn_app_src"),
+    ("git-and-wheel", {"gunicorn_app_src": "", "gunicorn_requirements": "",
+                       "gunicorn_app_git_repo": "https://git.example.com/mysite.git",
+                       "gunicorn_app_git_version": "v1", "gunicorn_app_wheel": "{wheel}"},
+     "gunicorn_app_wheel (a wheel of the project built on this controller), not more than one"),
+    ("wheel-missing", {"gunicorn_app_src": "", "gunicorn_requirements": "",
+                       "gunicorn_app_wheel": "/nonexistent/mysite-1.0-py3-none-any.whl"},
+     "gunicorn_app_wheel (/nonexistent/mysite-1.0-py3-none-any.whl) is not a file on this"
+     " controller"),
+    ("wheel-not-a-wheel", {"gunicorn_app_src": "", "gunicorn_requirements": "",
+                           "gunicorn_app_wheel": "{sdist}"},
+     "is not a wheel (NAME-VERSION-PYTHON-ABI-PLATFORM.whl)"),
+    ("wheel-with-requirements", {"gunicorn_app_src": "", "gunicorn_app_wheel": "{wheel}"},
+     "a wheel brings its own requirements: set gunicorn_requirements to ''"),
 ]
 
 
 @pytest.mark.parametrize(("variables", "message"), [case[1:] for case in BAD],
                          ids=[case[0] for case in BAD])
 def test_a_bad_app_variable_stops_the_plan_play(tmp_path, variables, message):
+    packages = package_files(tmp_path)
+    variables = {name: value.format(**packages) if isinstance(value, str) else value
+                 for name, value in variables.items()}
     result = plan_play(tmp_path, {**DEMO_APP, **variables})
     out = result.stdout + result.stderr
     assert result.returncode == 2, out[-3000:]
@@ -71,6 +99,13 @@ def test_a_bad_app_variable_stops_the_plan_play(tmp_path, variables, message):
 
 def test_the_demo_as_your_project_passes(tmp_path):
     result = plan_play(tmp_path, DEMO_APP)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Check where each app host's Django project comes from" in result.stdout
+
+
+def test_a_wheel_as_your_project_passes(tmp_path):
+    result = plan_play(tmp_path, {**DEMO_APP, "gunicorn_app_src": "", "gunicorn_requirements": "",
+                                  "gunicorn_app_wheel": package_files(tmp_path)["wheel"]})
     assert result.returncode == 0, result.stdout[-3000:]
     assert "Check where each app host's Django project comes from" in result.stdout
 
