@@ -308,12 +308,14 @@ def _try_candidates(cursor: Any, query: str, version: int,
         for columns in column_lists:
             ddl = (f"CREATE INDEX ON {quote_ident(schema)}.{quote_ident(table)} "
                    f"({', '.join(quote_ident(c) for c in columns)})")
-            (_oid, hypothetical), = _rows(
-                cursor, "SELECT indexrelid, indexname FROM hypopg_create_index(%s)", (ddl,))
             try:
+                (_oid, hypothetical), = _rows(
+                    cursor, "SELECT indexrelid, indexname FROM hypopg_create_index(%s)", (ddl,))
                 plan = _explain(cursor, query, version)
-            finally:
                 cursor.execute("SELECT hypopg_reset()")
+            except Exception:  # a candidate HypoPG or the planner refuses is skipped
+                _recover(cursor)
+                continue
             after = plan_cost(plan)
             if not plan_uses_index(plan, hypothetical) or after > cost_before * COST_RATIO_KEPT:
                 continue
@@ -361,6 +363,7 @@ def missing_index_findings(cursor: Any, statements: list[dict[str, Any]]) -> lis
     served: dict[tuple[str, str, tuple[str, ...]], list[dict[str, Any]]] = {}
     sources: dict[tuple[str, str, tuple[str, ...]], set[str]] = {}
     try:
+        _quiet(cursor)
         cursor.execute("SELECT hypopg_reset()")
         for statement in usable:
             query = str(statement["query"])
@@ -387,6 +390,7 @@ def missing_index_findings(cursor: Any, statements: list[dict[str, Any]]) -> lis
                 sources.setdefault(key, set()).add("pg_qualstats" if from_pg_qualstats else "plan")
     finally:
         cursor.execute("SELECT hypopg_reset()")
+        cursor.execute("RESET pg_stat_statements.track_utility")
     return [_finding(key, rows, sources[key]) for key, rows in _covering_first(served)]
 
 
@@ -397,12 +401,28 @@ def _covering_first(served: dict[tuple[str, str, tuple[str, ...]], list[dict[str
                   key=lambda item: -sum(float(r["total_exec_time"] or 0) for r in item[1]))
 
 
+def _quiet(cursor: Any) -> None:
+    """Keep the advisor's own EXPLAINs out of pg_stat_statements when this role may.
+
+    They are utility statements (recorded with track_utility on, the default): the next
+    report would list them among the statements. Only a superuser can turn that off.
+    """
+    if _rows(cursor, "SELECT 1 FROM pg_roles WHERE rolname = current_user AND rolsuper"):
+        cursor.execute("SET pg_stat_statements.track_utility = off")
+
+
 def _recover(cursor: Any) -> None:
-    """After a failed EXPLAIN inside a transaction, leave the aborted state (read-only work)."""
+    """After a failed EXPLAIN, leave the aborted transaction (the advisor wrote nothing in
+    it) and drop what a rollback keeps: the hypothetical indexes and the prepared statement.
+    """
     connection = getattr(cursor, "connection", None)
     if connection is not None and not getattr(connection, "autocommit", True):
         connection.rollback()
     cursor.execute("SELECT hypopg_reset()")
+    if _rows(cursor, "SELECT 1 FROM pg_prepared_statements WHERE name = 'stacktune_advisor'"):
+        cursor.execute("DEALLOCATE stacktune_advisor")
+    cursor.execute("RESET plan_cache_mode")
+    _quiet(cursor)  # the rollback undid the SET
 
 
 def _finding(key: tuple[str, str, tuple[str, ...]], statements: list[dict[str, Any]],
