@@ -390,7 +390,7 @@ def missing_index_findings(cursor: Any, statements: list[dict[str, Any]]) -> lis
                 sources.setdefault(key, set()).add("pg_qualstats" if from_pg_qualstats else "plan")
     finally:
         cursor.execute("SELECT hypopg_reset()")
-        cursor.execute("RESET pg_stat_statements.track_utility")
+        cursor.execute("RESET pg_stat_statements.track")
     return [_finding(key, rows, sources[key]) for key, rows in _covering_first(served)]
 
 
@@ -402,13 +402,14 @@ def _covering_first(served: dict[tuple[str, str, tuple[str, ...]], list[dict[str
 
 
 def _quiet(cursor: Any) -> None:
-    """Keep the advisor's own EXPLAINs out of pg_stat_statements when this role may.
+    """Keep the advisor's own statements out of pg_stat_statements when this role may.
 
-    They are utility statements (recorded with track_utility on, the default): the next
-    report would list them among the statements. Only a superuser can turn that off.
+    Its EXPLAINs (utility statements, recorded with track_utility on) and, before 16, the
+    PREPAREd statement (recorded under the PREPARE text) would show up in the next report.
+    Only a superuser can set pg_stat_statements.track for a session.
     """
     if _rows(cursor, "SELECT 1 FROM pg_roles WHERE rolname = current_user AND rolsuper"):
-        cursor.execute("SET pg_stat_statements.track_utility = off")
+        cursor.execute("SET pg_stat_statements.track = none")
 
 
 def _recover(cursor: Any) -> None:
