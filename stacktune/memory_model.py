@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from stacktune import pg_params
 from stacktune.shared_memory import (
     DEFAULT_MAX_WAL_SENDERS,
+    QUALSTATS_MAX_DEFAULT,
     SharedMemorySettings,
     shared_memory_bytes,
 )
@@ -86,7 +87,8 @@ def shared_memory_settings(pg: Mapping[str, object], version: int) -> SharedMemo
     wal = _bytes(pg, "wal_buffers", version, "-1")
     if wal < 0:   # -1: shared_buffers / 32 between 64kB and one 16MB segment
         wal = min(max(shared // 32, 64 * KiB), 16 * MiB)
-    preloaded = "pg_stat_statements" in str(pg.get("shared_preload_libraries", ""))
+    libraries = str(pg.get("shared_preload_libraries", "")).replace(" ", "").split(",")
+    preloaded = "pg_stat_statements" in libraries
     return SharedMemorySettings(
         shared_buffers_bytes=shared, wal_buffers_bytes=wal,
         max_connections=_int(pg, "max_connections", 100),
@@ -97,6 +99,8 @@ def shared_memory_settings(pg: Mapping[str, object], version: int) -> SharedMemo
         max_locks_per_transaction=_int(pg, "max_locks_per_transaction", 64),
         max_pred_locks_per_transaction=_int(pg, "max_pred_locks_per_transaction", 64),
         pg_stat_statements_max=_int(pg, "pg_stat_statements.max", 5000) if preloaded else 0,
+        pg_qualstats_max=(_int(pg, "pg_qualstats.max", QUALSTATS_MAX_DEFAULT)
+                          if "pg_qualstats" in libraries else 0),
     )
 
 

@@ -269,6 +269,11 @@ _CATALOGUE: tuple[PgParam, ...] = (
           extension="pg_stat_statements"),
     _bool("pg_stat_statements.track_utility", "superuser", extension="pg_stat_statements"),
     _bool("pg_stat_statements.save", "sighup", extension="pg_stat_statements"),
+    # --- pg_qualstats (the index advisor's predicate statistics) ------------------------
+    _real("pg_qualstats.sample_rate", None, -1, 1, "user", extension="pg_qualstats"),
+    _int("pg_qualstats.max", None, 100, INT_MAX, "postmaster", extension="pg_qualstats"),
+    _bool("pg_qualstats.enabled", "user", extension="pg_qualstats"),
+    _bool("pg_qualstats.track_constants", "user", extension="pg_qualstats"),
     # --- auto_explain -----------------------------------------------------------------
     _int("auto_explain.log_min_duration", "ms", -1, INT_MAX, "superuser",
          extension="auto_explain"),

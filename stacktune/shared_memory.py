@@ -41,6 +41,11 @@ PER_BACKEND_SLOT_BYTES = 8450        # PGPROC and per-backend arrays, per slot
 PER_LOCK_SLOT_BYTES = 412            # one entry of the heavyweight lock table
 PER_PRED_LOCK_SLOT_BYTES = 245       # one entry of the predicate lock table
 PER_PGSS_ENTRY_BYTES = 458           # one pg_stat_statements entry (texts live in a file)
+# One pg_qualstats entry (predicate and constant), measured with `postgres -C
+# shared_memory_size` on PostgreSQL 15 + pg_qualstats 2.0.4: pg_qualstats.max 100000 -> 271 MB,
+# 500000 -> 781 MB. The default max (1000) costs 1.3 MB.
+PER_QUALSTATS_ENTRY_BYTES = 1337
+QUALSTATS_MAX_DEFAULT = 1000
 
 
 def slru_blocks(shared_buffers_bytes: int, version: int) -> int:
@@ -67,6 +72,7 @@ class SharedMemorySettings:
     max_locks_per_transaction: int = 64
     max_pred_locks_per_transaction: int = 64
     pg_stat_statements_max: int = 0      # 0: pg_stat_statements not preloaded
+    pg_qualstats_max: int = 0            # 0: pg_qualstats not preloaded
 
 
 def max_backends(s: SharedMemorySettings, version: int) -> int:
@@ -90,7 +96,8 @@ def shared_memory_bytes(s: SharedMemorySettings, version: int) -> int:
             + slots * PER_BACKEND_SLOT_BYTES
             + slots * s.max_locks_per_transaction * PER_LOCK_SLOT_BYTES
             + slots * s.max_pred_locks_per_transaction * PER_PRED_LOCK_SLOT_BYTES
-            + s.pg_stat_statements_max * PER_PGSS_ENTRY_BYTES)
+            + s.pg_stat_statements_max * PER_PGSS_ENTRY_BYTES
+            + s.pg_qualstats_max * PER_QUALSTATS_ENTRY_BYTES)
 
 
 def huge_pages_for(num_bytes: int, page_bytes: int = HUGE_PAGE_BYTES) -> int:

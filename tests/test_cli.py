@@ -237,7 +237,7 @@ def test_render_postgresql_file_is_sorted_with_reasons(capsys, tmp_path):
     assert len(names) > 40
     values = {m.group(1): m.group(2) for m in settings}
     assert values["shared_buffers"] == "575MB"
-    assert values["shared_preload_libraries"] == "pg_stat_statements,auto_explain"
+    assert values["shared_preload_libraries"] == "pg_stat_statements,auto_explain,pg_qualstats"
     assert "listen_addresses = 'localhost'" in text
 
 

@@ -383,13 +383,30 @@ def test_slow_statement_logging_per_workload(workload, slow, explain):
 
 def test_observability_settings():
     p = plan(("postgresql",))
-    assert pg(p, "shared_preload_libraries") == "pg_stat_statements,auto_explain"
+    assert pg(p, "shared_preload_libraries") == "pg_stat_statements,auto_explain,pg_qualstats"
     assert pg(p, "pg_stat_statements.max") == "10000"
     assert pg(p, "pg_stat_statements.track") == "top"
     for name in ("log_lock_waits", "log_checkpoints", "track_io_timing"):
         assert pg(p, name) == "on"
     assert pg(p, "log_temp_files") == "0"
     assert pg(p, "log_autovacuum_min_duration") == "1s"
+
+
+@pytest.mark.parametrize(("workload", "rate", "said"),
+                         [(Workload.WEB, "0.01", "1 statement in 100"),
+                          (Workload.OLTP, "0.01", "1 statement in 100"),
+                          (Workload.DW, "1", "every statement")])
+def test_pg_qualstats_samples_web_traffic_lightly(workload, rate, said):
+    p = plan(("postgresql",), workload=workload)
+    assert pg(p, "pg_qualstats.sample_rate") == rate
+    assert said in p.reasons["postgresql.pg_qualstats.sample_rate"]
+
+
+def test_pg_qualstats_costs_shared_memory_in_the_budget():
+    """pg_qualstats.max entries (1000 by default) at 1337 bytes each: 1.3 MB of the segment."""
+    p = plan(("postgresql",))
+    settings = shared_memory_settings(p.services["postgresql"], p.inputs.pg_version)
+    assert settings.pg_qualstats_max == 1000
 
 
 def test_idle_in_transaction_timeout_except_for_analytics():

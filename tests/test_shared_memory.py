@@ -19,7 +19,8 @@ from stacktune.shared_memory import SharedMemorySettings, huge_pages_for, shared
 from stacktune.units import MiB
 
 # (major version, settings given with -c, shared_memory_size in MB, ... in huge pages);
-# "preload" is shared_preload_libraries=pg_stat_statements,auto_explain.
+# "preload" is shared_preload_libraries=pg_stat_statements,auto_explain; "qualstats" adds
+# pg_qualstats (2.0.4 on 15) to it.
 MEASURED = [
     (15, "shared_buffers=128MB", 143, 72),
     (15, "shared_buffers=1GB", 1074, 537),
@@ -52,6 +53,9 @@ MEASURED = [
     (15, "shared_buffers=1GB preload pg_stat_statements.max=5000", 1076, 538),
     (15, "shared_buffers=1GB preload pg_stat_statements.max=10000", 1078, 539),
     (15, "shared_buffers=1GB preload pg_stat_statements.max=50000", 1092, 546),
+    (15, "shared_buffers=1GB preload qualstats pg_stat_statements.max=10000", 1079, 540),
+    (15, "shared_buffers=128MB qualstats pg_qualstats.max=100000", 271, 136),
+    (15, "shared_buffers=128MB qualstats pg_qualstats.max=500000", 781, 391),
     (15, "shared_buffers=1GB track_activity_query_size=4096", 1074, 537),
     (15, "shared_buffers=1GB preload pg_stat_statements.max=10000 "
          "max_connections=213 max_worker_processes=8 wal_buffers=16MB", 1083, 542),
@@ -133,6 +137,8 @@ def settings_of(text: str) -> SharedMemorySettings:
         max_locks_per_transaction=int(given.get("max_locks_per_transaction", 64)),
         max_pred_locks_per_transaction=int(given.get("max_pred_locks_per_transaction", 64)),
         pg_stat_statements_max=int(given.get("pg_stat_statements.max", 5000)) if preloaded else 0,
+        pg_qualstats_max=(int(given.get("pg_qualstats.max", 1000)) if "qualstats" in given
+                          else 0),
     )
 
 

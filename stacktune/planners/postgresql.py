@@ -69,6 +69,12 @@ SLOW_STATEMENT_SECONDS = {Workload.WEB: 0.25, Workload.OLTP: 0.1, Workload.MIXED
                           Workload.DW: 5.0}
 AUTO_EXPLAIN_FACTOR = 4                 # plans only for the slowest statements
 PG_STAT_STATEMENTS_MAX = 10000
+# pg_qualstats records the predicates of a sample of statements (pg_qualstats.sample_rate,
+# 1 = every statement; its default -1 means 1/max_connections). A web page repeats the same
+# few statements thousands of times an hour: 1 in 100 still records each of them and keeps
+# the per-statement cost off the fast path. A warehouse runs few long statements: record all.
+QUALSTATS_SAMPLE_RATE = {Workload.WEB: "0.01", Workload.OLTP: "0.01", Workload.MIXED: "0.01",
+                         Workload.DW: "1"}
 
 
 @dataclass(frozen=True)
@@ -415,11 +421,17 @@ def _plan_autovacuum(s: Section, workload: Workload, storage: Storage, workers: 
 
 def _plan_observability(s: Section, workload: Workload) -> None:
     slow = SLOW_STATEMENT_SECONDS[workload]
-    s.set("shared_preload_libraries", "pg_stat_statements,auto_explain",
-          "query statistics and plans of slow queries; needs a restart once")
+    s.set("shared_preload_libraries", "pg_stat_statements,auto_explain,pg_qualstats",
+          "query statistics, plans of slow queries and the predicates the index advisor "
+          "reads (pg_qualstats); needs a restart once")
     s.set("pg_stat_statements.max", str(PG_STAT_STATEMENTS_MAX),
           "room for the distinct statements of a Django app and its admin")
     s.set("pg_stat_statements.track", "top", "statements issued by clients")
+    rate = QUALSTATS_SAMPLE_RATE[workload]
+    sampled = "every statement" if rate == "1" else f"1 statement in {round(1 / float(rate))}"
+    s.set("pg_qualstats.sample_rate", rate,
+          f"record the predicates of {sampled} for {workload.value} traffic: enough for the "
+          "index advisor, little overhead")
     s.set("auto_explain.log_min_duration", format_pg_duration(slow * AUTO_EXPLAIN_FACTOR),
           "log the plan of the slowest statements")
     s.set("log_min_duration_statement", format_pg_duration(slow),
