@@ -98,6 +98,9 @@ def test_the_report_ships_its_collector_and_playbook(installed):
     # The module's collector is the engine's own file (a link in the checkout).
     shipped = root / "plugins/module_utils/stacktune_report_collect.py"
     assert shipped.read_text() == (root / "stacktune/report/collect.py").read_text()
+    # And the index advisor, which the module runs on the database host.
+    advisor = root / "plugins/module_utils/stacktune_report_indexes.py"
+    assert advisor.read_text() == (root / "stacktune/report/indexes.py").read_text()
     result = run(installed, "ansible-playbook", f"{COLLECTION}.report", "--syntax-check",
                  "-i", "hosts.yml")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

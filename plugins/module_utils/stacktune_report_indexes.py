@@ -1,0 +1,1 @@
+../../stacktune/report/indexes.py
