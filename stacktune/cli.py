@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="also save the snapshot (JSON) for a later --since")
     report_cmd.add_argument("--overrides-out", metavar="FILE",
                             help="write the setting proposals as a stacktune_overrides vars file")
+    report_cmd.add_argument("--apply", action="store_true",
+                            help="create the missing indexes the report finds (CREATE INDEX "
+                            "CONCURRENTLY, one at a time; needs --dsn and a role that may "
+                            "create indexes on those tables). Off by default: the report "
+                            "changes nothing")
     report_cmd.add_argument("--top", type=_top, default=10,
                             help="statements per top list (default 10)")
     return parser
@@ -381,6 +386,34 @@ def _write(flag: str, path: str, text: str) -> None:
         raise CliError(f"{flag} {path!r}: cannot write it ({error.strerror})") from None
 
 
+def _apply_indexes(dsn: str, findings: list[dict]) -> list[str]:
+    """Create each missing index the advisor found, on a connection of its own (autocommit:
+    CREATE INDEX CONCURRENTLY cannot run in a transaction); the statements that ran."""
+    from stacktune.report import collect as report_collect
+    from stacktune.report import indexes as report_indexes
+
+    applied: list[str] = []
+    try:
+        connection = report_collect.connect(dsn)
+    except report_collect.CollectError as error:
+        raise CliError(str(error)) from None
+    try:
+        connection.autocommit = True
+        cursor = connection.cursor()
+        for item in findings:
+            try:
+                report_indexes.apply_index(cursor, item)
+            except Exception as error:
+                first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                raise CliError(f"--apply stopped at {item['fix']}: {first} (applied before "
+                               f"it: {applied or 'nothing'})") from None
+            applied.append(item["fix"])
+            print(f"stacktune report: applied {item['fix']}", file=sys.stderr)
+    finally:
+        connection.close()
+    return applied
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from stacktune.report import analyse as report_analyse
     from stacktune.report import collect as report_collect
@@ -398,6 +431,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         except report_collect.CollectError as error:
             raise CliError(str(error)) from None
         source = report_collect.mask_dsn(args.dsn)
+    if args.apply:
+        if args.snapshot:
+            raise CliError("--apply needs --dsn: a saved snapshot cannot create indexes")
+        snapshot["missing_indexes"]["applied"] = _apply_indexes(
+            args.dsn, snapshot["missing_indexes"].get("findings", []))
     if args.save_snapshot:
         _write("--save-snapshot", args.save_snapshot, json.dumps(snapshot, indent=1) + "\n")
     analysis = report_analyse.analyse(snapshot, plan=plan, previous=previous)

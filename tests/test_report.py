@@ -228,3 +228,18 @@ def test_postgresqls_own_foreign_key_checks_are_no_n_plus_one(snapshot):
     suspects = kinds(analyse(snapshot)["findings"]).get("n_plus_one_suspect", [])
     assert "-77" not in [item["objects"]["queryid"] for item in suspects]
     assert suspects, "the fixture's real N+1 suspect must still be found"
+
+
+def test_cli_apply_needs_a_database_not_a_saved_snapshot(capsys):
+    """--apply creates indexes: from a saved snapshot there is nothing to create them in."""
+    assert main(["report", "--snapshot", str(SNAPSHOT), "--apply"]) == 2
+    assert "--apply needs --dsn" in capsys.readouterr().err
+
+
+def test_cli_apply_names_the_unreachable_database(capsys):
+    from stacktune.cli import CliError, _apply_indexes
+
+    snapshot = json.loads(SNAPSHOT.read_text())
+    with pytest.raises(CliError, match=r"cannot connect to .*password=\*\*\*"):
+        _apply_indexes("host=127.0.0.1 port=1 dbname=x password=secret connect_timeout=2",
+                       snapshot["missing_indexes"].get("findings", []))
