@@ -84,7 +84,9 @@ def project(tmp_path_factory) -> Path:
 def test_the_host_tree_is_the_project_without_the_excluded_files(host):
     source = Path(inventory_vars()["gunicorn_app_src"])
     on_host = host_digest(host)
-    assert on_host.pop("demo_site/stacktune_settings.py")  # written on the host, by django_settings
+    # Written on the host, by django_settings: the settings and the query recorder beside them.
+    assert on_host.pop("demo_site/stacktune_settings.py")
+    assert on_host.pop("demo_site/stacktune_queries.py")
     assert on_host == tree_digest(source)
     assert host.check_output(f"find {SRC} \\( -name '*.sqlite3' -o -name .git \\) -print") == ""
     # Root's tree, read-only to the app: nothing owned by anyone else or writable by others.
@@ -301,6 +303,7 @@ def test_a_wheel_of_the_project_is_installed_served_reinstalled_and_replaced(hos
     assert installed_version(host) is None
     on_host = host_digest(host)
     assert on_host.pop("demo_site/stacktune_settings.py")
+    assert on_host.pop("demo_site/stacktune_queries.py")
     assert on_host == tree_digest(source)
     assert not host.file("/srv/app/dist").exists
     assert not host.file(f"{purelib}/demo_site").exists
