@@ -175,9 +175,12 @@ def psql(c: Container, sql: str, db: str = "postgres", check: bool = True) -> st
 
 
 def install(c: Container) -> None:
+    # pg_qualstats: stacktune's plan preloads it (the index advisor's predicates), and a
+    # server told to preload a library it does not have refuses to start.
     script = ("export DEBIAN_FRONTEND=noninteractive; for i in 1 2 3; do "
               "apt-get update -q >/var/tmp/apt.log 2>&1 && "
-              "apt-get install -y -q --no-install-recommends postgresql-15 pgbouncer "
+              "apt-get install -y -q --no-install-recommends postgresql-15 "
+              "postgresql-15-pg-qualstats pgbouncer "
               ">>/var/tmp/apt.log 2>&1 && exit 0; sleep 5; done; tail -20 /var/tmp/apt.log; "
               "exit 1")
     c.sh(script, timeout=900)
@@ -304,7 +307,7 @@ def pgbench_phase(s: Settings, c: Container, progress: Progress, results: dict) 
     progress.say(f"starting container {c.name} ({IMAGE}, --memory {s.docker_memory} "
                  f"--cpus {s.plan_cpus})")
     c.start()
-    progress.say("installing postgresql-15 and pgbouncer with apt (about 30-60 s)")
+    progress.say("installing postgresql-15, pg_qualstats and pgbouncer with apt (about 30-60 s)")
     install(c)
     setup_cluster(c, s, progress)
     server_names = set(psql(c, "SELECT name FROM pg_settings").splitlines())
