@@ -390,7 +390,7 @@ def missing_index_findings(cursor: Any, statements: list[dict[str, Any]]) -> lis
                 sources.setdefault(key, set()).add("pg_qualstats" if from_pg_qualstats else "plan")
     finally:
         cursor.execute("SELECT hypopg_reset()")
-        cursor.execute("RESET pg_stat_statements.track")
+        _unquiet(cursor)
     return [_finding(key, rows, sources[key]) for key, rows in _covering_first(served)]
 
 
@@ -401,6 +401,10 @@ def _covering_first(served: dict[tuple[str, str, tuple[str, ...]], list[dict[str
                   key=lambda item: -sum(float(r["total_exec_time"] or 0) for r in item[1]))
 
 
+def _is_superuser(cursor: Any) -> bool:
+    return bool(_rows(cursor, "SELECT 1 FROM pg_roles WHERE rolname = current_user AND rolsuper"))
+
+
 def _quiet(cursor: Any) -> None:
     """Keep the advisor's own statements out of pg_stat_statements when this role may.
 
@@ -408,8 +412,14 @@ def _quiet(cursor: Any) -> None:
     PREPAREd statement (recorded under the PREPARE text) would show up in the next report.
     Only a superuser can set pg_stat_statements.track for a session.
     """
-    if _rows(cursor, "SELECT 1 FROM pg_roles WHERE rolname = current_user AND rolsuper"):
+    if _is_superuser(cursor):
         cursor.execute("SET pg_stat_statements.track = none")
+
+
+def _unquiet(cursor: Any) -> None:
+    """Undo _quiet; RESET of that parameter is refused to other roles, as SET is."""
+    if _is_superuser(cursor):
+        cursor.execute("RESET pg_stat_statements.track")
 
 
 def _recover(cursor: Any) -> None:
