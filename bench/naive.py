@@ -15,9 +15,13 @@ prefetch_related for the N+1, keyset pagination for the deep OFFSET): the phase 
 apply them; the config pairs a naive page with the app's own fixed page where the demo has
 one, measured the same way, side by side.
 
-The report runs on this machine with the real CLI (scripts/stacktune report --dsn ...).
-PostgreSQL in the demo listens on localhost only, so for the phase a small TCP relay in
-the container forwards its bridge address to it (started here, stopped at the end).
+Before the report, pg_stat_statements is reset and each naive page gets a short burst of
+traffic, so that the report reads all three patterns. The report runs in the container,
+as the playbook's report does: the postgres superuser over the local socket (the index
+advisor sets superuser-only parameters), with this checkout's stacktune package (and
+its jinja2) copied in and the app's virtualenv (psycopg, redis) as its Python, and
+``--redis`` pointing at the app's Redis, where the query recorder keeps its per-view
+counts.
 """
 
 from __future__ import annotations
@@ -35,30 +39,7 @@ from bench.progress import human
 from bench.wrk import run_wrk
 
 ROOT = Path(__file__).resolve().parent.parent
-RELAY_PORT = 15432
-RELAY_PID = "/run/stacktune-bench-relay.pid"
-# A one-connection-per-thread TCP relay: container address -> PostgreSQL on localhost.
-RELAY = r"""
-import os, socket, sys, threading
-listen_host, listen_port, target_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-open(sys.argv[4], "w").write(str(os.getpid()))
-def pipe(a, b):
-    try:
-        while data := a.recv(65536):
-            b.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (a, b):
-            try: s.shutdown(socket.SHUT_RDWR)
-            except OSError: pass
-server = socket.create_server((listen_host, listen_port), reuse_port=False)
-while True:
-    client, _ = server.accept()
-    upstream = socket.create_connection(("127.0.0.1", target_port))
-    for a, b in ((client, upstream), (upstream, client)):
-        threading.Thread(target=pipe, args=(a, b), daemon=True).start()
-"""
+CLI_DIR = "/var/tmp/stacktune-bench-cli"
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -139,48 +120,51 @@ def measure_pages(cfg: Mapping, pages: list[dict], *, stage: str, say: Callable[
     return samples
 
 
-def _relay_address(container: str) -> str:
-    address = subprocess.run(
-        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-         container], capture_output=True, text=True, check=True).stdout.strip()
-    if not address:
-        raise RuntimeError(f"{container} has no address on a Docker network")
-    return address
+def install_cli(container: str) -> None:
+    """This checkout's stacktune package, and jinja2 (its CLI imports the renderer), in the
+    container; the app's virtualenv brings psycopg and redis."""
+    import jinja2
+    import markupsafe
+
+    docker_exec(container, "sh", "-c", f"rm -rf {CLI_DIR} && mkdir -p {CLI_DIR}")
+    for source in (ROOT / "stacktune", Path(jinja2.__file__).parent,
+                   Path(markupsafe.__file__).parent):
+        subprocess.run(["docker", "cp", str(source), f"{container}:{CLI_DIR}/{source.name}"],
+                       capture_output=True, text=True, check=True)
+    docker_exec(container, "sh", "-c", f"chown -R postgres: {CLI_DIR} && chmod -R go-w {CLI_DIR}")
 
 
-def start_relay(container: str) -> str:
-    address = _relay_address(container)
-    docker_exec(container, "python3", "-c", RELAY, address, str(RELAY_PORT), "5432",
-                RELAY_PID, detach=True)
-    for _ in range(20):
-        probe = subprocess.run(["python3", "-c", "import socket,sys; socket.create_connection("
-                                "(sys.argv[1], int(sys.argv[2])), 2).close()", address,
-                                str(RELAY_PORT)], capture_output=True, check=False)
-        if probe.returncode == 0:
-            return address
-        time.sleep(0.5)
-    raise RuntimeError(f"the PostgreSQL relay in {container} did not start")
-
-
-def stop_relay(container: str) -> None:
-    docker_exec(container, "sh", "-c", f"kill $(cat {RELAY_PID}) && rm -f {RELAY_PID}",
-                check=False)
-
-
-def run_report(cfg: Mapping, dsn: str, out: Path, *, apply: bool) -> dict:
-    """scripts/stacktune report --format json [--apply]; the parsed report and the command."""
+def run_report(cfg: Mapping, out: Path, *, apply: bool) -> dict:
+    """stacktune report --format json [--apply] in the container, as postgres; the parsed
+    report and the command."""
     name = "report-applied.json" if apply else "report.json"
-    args = [str(ROOT / "scripts" / "stacktune"), "report", "--dsn", dsn, "--format", "json",
-            "--out", str(out / name)]
-    if apply:
-        args.append("--apply")
-    proc = subprocess.run(args, capture_output=True, text=True, check=False, timeout=900)
-    shown = " ".join(shlex.quote(a) for a in ["scripts/stacktune", *args[1:]])
-    shown = re.sub(r"password=\S+", "password=***", shown)
+    report_args = ["report", "--dsn", cfg["dsn"], "--redis", cfg["redis"], "--format", "json",
+                   "--out", f"{CLI_DIR}/{name}", *(["--apply"] if apply else [])]
+    argv = ["runuser", "-u", "postgres", "--", "env", f"PYTHONPATH={CLI_DIR}", cfg["python"],
+            "-m", "stacktune.cli", *report_args]
+    proc = subprocess.run(["docker", "exec", cfg["container"], *argv], capture_output=True,
+                          text=True, check=False, timeout=900)
+    shown = "stacktune " + " ".join(shlex.quote(a) for a in report_args
+                                    if a not in ("--out", f"{CLI_DIR}/{name}"))
+    shown = re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", shown)  # the Redis password
     if proc.returncode != 0:
         raise RuntimeError(f"{shown} failed: {proc.stderr.strip()[-800:]}")
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["docker", "cp", f"{cfg['container']}:{CLI_DIR}/{name}", str(out / name)],
+                   capture_output=True, text=True, check=True)
     return {"command": shown, "file": name, "stderr": proc.stderr.strip().splitlines(),
             "report": json.loads((out / name).read_text())}
+
+
+def report_traffic(cfg: Mapping, pages: list[dict], *, say: Callable[[str], None],
+                   runner: Callable[..., dict] = run_wrk) -> None:
+    """pg_stat_statements from a clean start with every naive page in it."""
+    psql(cfg["container"], cfg["database"], "SELECT pg_stat_statements_reset()")
+    for page in pages:
+        say(f"[naive] traffic for the report: {page['path']} ({cfg['report_traffic']} s)")
+        runner(cfg["base_url"].rstrip("/") + page["path"], duration=cfg["report_traffic"],
+               connections=cfg["connections"], threads=cfg["threads"],
+               headers=cfg.get("headers"))
 
 
 def _findings(report: Mapping) -> list[dict]:
@@ -209,7 +193,7 @@ def resolve_paths(cfg: Mapping) -> list[dict]:
 def run_naive_phase(config: Mapping, *, out: Path, say: Callable[[str], None] = print,
                     shell: Callable[[str], None] | None = None) -> dict:
     cfg = {"duration": 20, "warmup": 5, "connections": 8, "threads": 2, "database": "app",
-           **config}
+           "report_traffic": 10, "python": "/srv/app/venv/bin/python", **config}
     run_shell = shell or (lambda command: subprocess.run(command, shell=True, check=True,
                                                          cwd=ROOT))
     started = time.monotonic()
@@ -225,16 +209,12 @@ def run_naive_phase(config: Mapping, *, out: Path, say: Callable[[str], None] = 
     for statement in cfg.get("before", []):
         psql(cfg["container"], cfg["database"], statement)
     result["samples"] += measure_pages(cfg, pages, stage="before", say=say)
-    address = start_relay(cfg["container"])
-    try:
-        dsn = cfg["dsn"].format(host=address, port=RELAY_PORT)
-        out.mkdir(parents=True, exist_ok=True)
-        say("[naive] stacktune report --format json")
-        report = run_report(cfg, dsn, out, apply=False)
-        say("[naive] stacktune report --format json --apply")
-        applied = run_report(cfg, dsn, out, apply=True)
-    finally:
-        stop_relay(cfg["container"])
+    report_traffic(cfg, naive_pages, say=say)
+    install_cli(cfg["container"])
+    say("[naive] stacktune report --format json (in the container, as postgres)")
+    report = run_report(cfg, out, apply=False)
+    say("[naive] stacktune report --format json --apply")
+    applied = run_report(cfg, out, apply=True)
     index_section = (applied["report"].get("snapshot") or {}).get("missing_indexes") or {}
     result["report"] = {
         "command": report["command"], "file": report["file"],
