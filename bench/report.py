@@ -263,9 +263,12 @@ def render_markdown(results: Mapping) -> str:
     env = results["environment"]
     orders = results.get("round_orders") or []
     order_text = "; ".join(f"round {n}: {', '.join(o)}" for n, o in enumerate(orders, 1))
-    lines = [f"# stacktune benchmark — {env['timestamp_utc']}", "",
-             f"Mode: **{results['mode']}**, {results['rounds']} round(s), configurations "
-             f"interleaved ({order_text or 'one round'}).", ""]
+    lines = [f"# stacktune benchmark — {env['timestamp_utc']}", ""]
+    if results.get("workloads"):
+        lines += [f"Mode: **{results['mode']}**, {results['rounds']} round(s), configurations "
+                  f"interleaved ({order_text or 'one round'}).", ""]
+    else:  # --skip-pgbench: the hooks' own sections say how they ran
+        lines += ["Mode: **phases on the demo only** (no pgbench).", ""]
     if results.get("interrupted") or results.get("error"):
         why = "interrupted" if results.get("interrupted") else f"error: {results['error']}"
         lines += [f"**Partial results** ({why}): only the runs that finished are shown.", ""]
@@ -277,7 +280,8 @@ def render_markdown(results: Mapping) -> str:
                   "its CPUs, so these numbers are noisy.", ""]
     facts = [("CPU", env.get("cpu_model")), ("host CPUs / memory",
              f"{env.get('host_cpus')} / {env.get('host_memory')}"),
-             ("container limits", env.get("container_limits")),
+             ("container limits", env.get("container_limits") if results.get("workloads")
+              else None),
              ("PostgreSQL", env.get("postgresql_version")),
              ("pgbench", env.get("pgbench_version")), ("PgBouncer", env.get("pgbouncer_version")),
              ("stacktune commit", env.get("stacktune_commit")),

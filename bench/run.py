@@ -388,6 +388,7 @@ def workload_records(s: Settings) -> list[dict]:
 def finish(results: dict, s: Settings, started: float) -> None:
     env = results["environment"]
     env["wall_time"] = human(time.monotonic() - started)
+    env.setdefault("load_average_end", Path("/proc/loadavg").read_text().split()[:3])
     start, end = env.get("load_average_start"), env.get("load_average_end")
     if start and end:
         env["load_average"] = f"{' '.join(start)} → {' '.join(end)}"

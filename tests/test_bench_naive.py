@@ -156,3 +156,18 @@ def test_naive_table_before_after_and_fixed_page():
     assert "- high: t.c needs an index — fix: CREATE INDEX ..." in md
     assert "cache_hit_ratio" not in md and "- z" not in md
     assert "- a note" in md
+
+
+def test_markdown_of_a_run_without_pgbench_claims_no_pgbench_rounds():
+    results = {"mode": "full", "rounds": 3, "workloads": [], "configs": [], "summary": {},
+               "round_orders": [["default", "pgtune", "stacktune"]],
+               "environment": {"timestamp_utc": "2026-01-01T00:00:00Z", "host_cpus": 2,
+                               "container_limits": "--memory 4096m --cpus 2",
+                               "load_average_start": ["1.0", "1", "1"],
+                               "load_average_end": ["5.0", "4", "3"]},
+               "recorder": fake_recorder()}
+    md = report.render_markdown(results)
+    assert "Mode: **phases on the demo only** (no pgbench)." in md
+    assert "configurations interleaved" not in md and "--memory 4096m" not in md
+    assert "load average up to 5.0 on 2 CPUs" in md
+    assert "## The query recorder's overhead" in md
