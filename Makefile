@@ -17,7 +17,8 @@ plan: setup
 # Benchmarks: defaults vs PGTune vs stacktune, interleaved (bench/README.md).
 bench: setup
 	scripts/bench-prepare
-	scripts/bench --order rotate --kit-config bench/kit.json --http-config bench/http.json
+	scripts/bench --order rotate --kit-config bench/kit.json --http-config bench/http.json \
+	    --naive-config bench/naive.json --recorder-config bench/recorder.json
 
 bench-quick: setup
 	scripts/container-harness bookworm

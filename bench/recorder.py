@@ -11,15 +11,24 @@ MiddlewareNotUsed and is not even in the chain), Gunicorn is reloaded, and a loa
 generator inside the container (loopback, keep-alive connections) requests the page for
 a fixed time. The settings module is restored at the end. Writes results.json and
 results.md to --out (default bench/results/<UTC time>-recorder).
+
+``run_overhead_phase`` is the benchmark's phase (``scripts/bench --recorder-config
+bench/recorder.json``): wrk on this machine against the demo's published port, and the
+container's CPU time per request from its cgroup (Gunicorn, PgBouncer, PostgreSQL and
+Redis together; the load generator's CPU is not in it). CPU per request holds up on a
+busy machine where req/s does not: a contended container serves fewer requests, but
+each costs about the same CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
 import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -124,6 +133,130 @@ def _phase(container: str, path: str, seconds: float, threads: int, warmup: floa
         "p50_ms": 1000 * latencies[n // 2] if n else None,
         "p99_ms": 1000 * latencies[min(n - 1, int(n * 0.99))] if n else None,
     }
+
+
+# --- the benchmark phase: wrk from this machine, CPU from the container's cgroup ---------
+
+CGROUP_CPU = (
+    # cgroup v1 (cgroupfs driver, then systemd driver): nanoseconds
+    ("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage", "ns"),
+    ("/sys/fs/cgroup/cpu,cpuacct/docker/{id}/cpuacct.usage", "ns"),
+    ("/sys/fs/cgroup/cpuacct/system.slice/docker-{id}.scope/cpuacct.usage", "ns"),
+    # cgroup v2: cpu.stat's usage_usec
+    ("/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat", "stat"),
+    ("/sys/fs/cgroup/docker/{id}/cpu.stat", "stat"),
+)
+
+
+def container_cpu_reader(container: str) -> Callable[[], float]:
+    """A function returning the container's CPU time so far (seconds, all its processes:
+    Gunicorn, PgBouncer, PostgreSQL, Redis), read from its cgroup on this machine."""
+    cid = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", container], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    for pattern, kind in CGROUP_CPU:
+        path = Path(pattern.format(id=cid))
+        if path.exists():
+            return functools.partial(_usage_ns if kind == "ns" else _usage_usec, path)
+    raise RuntimeError(f"no CPU accounting file for {container} under /sys/fs/cgroup "
+                       "(cgroup v1 cpuacct or v2 cpu.stat)")
+
+
+def _usage_ns(path: Path) -> float:
+    return int(path.read_text()) / 1e9
+
+
+def _usage_usec(path: Path) -> float:
+    for line in path.read_text().splitlines():
+        if line.startswith("usage_usec "):
+            return int(line.split()[1]) / 1e6
+    raise RuntimeError(f"{path}: no usage_usec")
+
+
+def _spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarize_overhead(phases: list[dict], rates: list[float]) -> list[dict]:
+    """Per path and rate: medians and min-max of CPU per request and req/s; the change of
+    the medians against the first rate (off)."""
+    rows = []
+    for path in dict.fromkeys(p["path"] for p in phases):
+        base = None
+        for rate in rates:
+            mine = [p for p in phases if p["path"] == path and p["rate"] == rate
+                    and p["requests"]]
+            if not mine:
+                continue
+            cpu = _spread([p["cpu_ms_per_request"] for p in mine])
+            rps = _spread([p["requests_per_s"] for p in mine])
+            row = {"path": path, "rate": rate, "rounds": len(mine), "cpu_ms_per_request": cpu,
+                   "requests_per_s": rps,
+                   "p50_ms": statistics.median(p["p50_ms"] for p in mine),
+                   "p99_ms": statistics.median(p["p99_ms"] for p in mine),
+                   "errors": sum(p["errors"] for p in mine)}
+            if base is None:
+                base = row
+            row["cpu_vs_off_pct"] = 100.0 * (cpu["median"] / base["cpu_ms_per_request"]
+                                             ["median"] - 1.0)
+            row["rps_vs_off_pct"] = 100.0 * (rps["median"] / base["requests_per_s"]
+                                             ["median"] - 1.0)
+            rows.append(row)
+    return rows
+
+
+def run_overhead_phase(config: Mapping, *, say: Callable[[str], None] = print,
+                       shell: Callable[[str], None] | None = None) -> dict:
+    """The recorder off, at the default rate and at rate 1, per path, rounds interleaved
+    (the order rotates each round); wrk runs on this machine against the published port,
+    so the container's CPU time is the stack's alone."""
+    from bench.wrk import run_wrk  # wrk is needed by this phase only
+
+    cfg = {"rates": [0.0, 0.05, 1.0], "rounds": 5, "duration": 15, "warmup": 3,
+           "connections": 8, "threads": 2, **config}
+    if cfg.get("setup"):
+        say(f"[recorder] deploying the demo: {cfg['setup']}")
+        (shell or (lambda c: subprocess.run(c, shell=True, check=True)))(cfg["setup"])
+    container, rates = cfg["container"], [float(r) for r in cfg["rates"]]
+    cpu_now = container_cpu_reader(container)
+    original = _exec(container, "cat", SETTINGS)
+    load_start = Path("/proc/loadavg").read_text().split()[:3]
+    phases: list[dict] = []
+    total = cfg["rounds"] * len(rates) * len(cfg["paths"])
+    try:
+        for round_index in range(cfg["rounds"]):
+            shift = round_index % len(rates)
+            for rate in rates[shift:] + rates[:shift]:
+                _set_rate(container, rate)
+                for path in cfg["paths"]:
+                    url = cfg["base_url"].rstrip("/") + path
+                    say(f"[recorder {len(phases) + 1}/{total}] round {round_index + 1} "
+                        f"rate {rate:g} {path} ({cfg['duration']} s)")
+                    if cfg["warmup"]:
+                        run_wrk(url, duration=cfg["warmup"], connections=cfg["connections"],
+                                threads=cfg["threads"], headers=cfg.get("headers"))
+                    cpu_before = cpu_now()
+                    sample = run_wrk(url, duration=cfg["duration"],
+                                     connections=cfg["connections"], threads=cfg["threads"],
+                                     headers=cfg.get("headers"))
+                    cpu_used = cpu_now() - cpu_before
+                    sample.update(round=round_index + 1, rate=rate, path=path,
+                                  cpu_seconds=cpu_used,
+                                  loadavg=Path("/proc/loadavg").read_text().split()[:3],
+                                  cpu_ms_per_request=(1000 * cpu_used / sample["requests"]
+                                                      if sample["requests"] else None))
+                    phases.append(sample)
+                    say(f"    {sample['requests_per_s']:.1f} req/s, "
+                        f"{sample['cpu_ms_per_request'] or 0:.2f} ms CPU/request, "
+                        f"p50 {sample['p50_ms']} ms, errors {sample['errors']}")
+    finally:
+        _exec(container, "sh", "-c", f"cat > {SETTINGS}", stdin=original)
+        _exec(container, "systemctl", "reload", SERVICE)
+    return {"rates": rates, "rounds": cfg["rounds"], "duration": cfg["duration"],
+            "connections": cfg["connections"], "paths": cfg["paths"],
+            "load_average_start": load_start,
+            "load_average_end": Path("/proc/loadavg").read_text().split()[:3],
+            "phases": phases, "summary": summarize_overhead(phases, rates),
+            "notes": cfg.get("notes", [])}
 
 
 def main(argv: list[str] | None = None) -> int:

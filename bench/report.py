@@ -157,6 +157,78 @@ def http_tables(results: Mapping) -> list[str]:
     return lines
 
 
+def naive_tables(results: Mapping) -> list[str]:
+    """The naive pages before and after `stacktune report --apply`, each beside the app's
+    fixed page where the demo has one."""
+    naive = results.get("naive")
+    if not naive:
+        return []
+    by = {(s["stage"], s["page"]): s for s in naive.get("samples", [])}
+    rows = []
+    for page in naive.get("pages", []):
+        stages = (("before", "naive, before"), ("after", "naive, after --apply")) \
+            if page.get("kind", "naive") == "naive" else (("before", "fixed page (code)"),)
+        for stage, label in stages:
+            s = by.get((stage, page["name"]))
+            if not s:
+                continue
+            top = "-" if s.get("top_mean_ms") is None else \
+                f"{s['top_mean_ms']:,.3f} ({s['top_calls']} calls)"
+            rows.append([f"{page['name']} `{page['path']}`", label,
+                         _fmt(s["requests_per_s"]), _fmt(s["p50_ms"], 2),
+                         _fmt(s["p99_ms"], 2), str(s["errors"]),
+                         _fmt(s.get("statements_per_request"), 1),
+                         _fmt(s.get("db_ms_per_request"), 3), top])
+    lines = ["", "## The demo's naive mode, before and after the report's advice", ""]
+    lines += _table(["page", "variant", "req/s", "p50 ms", "p99 ms", "errors",
+                     "statements / request", "DB ms / request",
+                     "heaviest statement: mean ms"], rows, "llrrrrrrr")
+    rep = naive.get("report") or {}
+    if rep:
+        lines += ["", f"Report: `{rep.get('command')}` (`{rep.get('file')}`); applied with "
+                      f"`--apply` (`{rep.get('apply_file')}`):", ""]
+        lines += [f"- `{fix}`" for fix in rep.get("applied") or []] or ["- nothing"]
+        wanted = [f for f in rep.get("findings", [])
+                  if f.get("kind") in set(naive.get("finding_kinds") or [])] \
+            or rep.get("findings", [])
+        if wanted:
+            lines += ["", "The report's findings on this traffic:", ""]
+            lines += [f"- {f.get('severity')}: {f.get('title')} — fix: {f.get('fix')}"
+                      for f in wanted]
+    if naive.get("notes"):
+        lines += ["", *[f"- {n}" for n in naive["notes"]]]
+    return lines
+
+
+def recorder_tables(results: Mapping) -> list[str]:
+    """The query recorder's cost: CPU per request and req/s per sample rate."""
+    rec = results.get("recorder")
+    if not rec:
+        return []
+    rows = []
+    for r in rec.get("summary", []):
+        cpu, rps = r["cpu_ms_per_request"], r["requests_per_s"]
+        rows.append([f"`{r['path']}`", "off" if not r["rate"] else f"{r['rate']:g}",
+                     str(r["rounds"]), _fmt(cpu["median"], 2),
+                     f"{_fmt(cpu['min'], 2)}-{_fmt(cpu['max'], 2)}",
+                     f"{r['cpu_vs_off_pct']:+.1f} %", _fmt(rps["median"]),
+                     f"{_fmt(rps['min'])}-{_fmt(rps['max'])}", f"{r['rps_vs_off_pct']:+.1f} %",
+                     _fmt(r["p50_ms"], 2), str(r["errors"])])
+    start = " ".join(rec.get("load_average_start") or [])
+    end = " ".join(rec.get("load_average_end") or [])
+    lines = ["", "## The query recorder's overhead", "",
+             f"wrk on the host, {rec['connections']} connections, {rec['rounds']} rounds of "
+             f"{rec['duration']} s per rate, the rate order rotating each round; CPU = the "
+             f"demo container's cgroup CPU time (Gunicorn, PgBouncer, PostgreSQL, Redis) / "
+             f"requests. Load average {start} → {end}.", ""]
+    lines += _table(["page", "sample rate", "rounds", "CPU ms / request (median)",
+                     "spread", "vs off", "req/s (median)", "spread", "vs off", "p50 ms",
+                     "errors"], rows, "llrrrrrrrrr")
+    if rec.get("notes"):
+        lines += ["", *[f"- {n}" for n in rec["notes"]]]
+    return lines
+
+
 def kit_table(results: Mapping) -> list[str]:
     summary = results["summary"].get("kit")
     if not summary:
@@ -191,9 +263,12 @@ def render_markdown(results: Mapping) -> str:
     env = results["environment"]
     orders = results.get("round_orders") or []
     order_text = "; ".join(f"round {n}: {', '.join(o)}" for n, o in enumerate(orders, 1))
-    lines = [f"# stacktune benchmark — {env['timestamp_utc']}", "",
-             f"Mode: **{results['mode']}**, {results['rounds']} round(s), configurations "
-             f"interleaved ({order_text or 'one round'}).", ""]
+    lines = [f"# stacktune benchmark — {env['timestamp_utc']}", ""]
+    if results.get("workloads"):
+        lines += [f"Mode: **{results['mode']}**, {results['rounds']} round(s), configurations "
+                  f"interleaved ({order_text or 'one round'}).", ""]
+    else:  # --skip-pgbench: the hooks' own sections say how they ran
+        lines += ["Mode: **phases on the demo only** (no pgbench).", ""]
     if results.get("interrupted") or results.get("error"):
         why = "interrupted" if results.get("interrupted") else f"error: {results['error']}"
         lines += [f"**Partial results** ({why}): only the runs that finished are shown.", ""]
@@ -205,7 +280,8 @@ def render_markdown(results: Mapping) -> str:
                   "its CPUs, so these numbers are noisy.", ""]
     facts = [("CPU", env.get("cpu_model")), ("host CPUs / memory",
              f"{env.get('host_cpus')} / {env.get('host_memory')}"),
-             ("container limits", env.get("container_limits")),
+             ("container limits", env.get("container_limits") if results.get("workloads")
+              else None),
              ("PostgreSQL", env.get("postgresql_version")),
              ("pgbench", env.get("pgbench_version")), ("PgBouncer", env.get("pgbouncer_version")),
              ("stacktune commit", env.get("stacktune_commit")),
@@ -220,6 +296,8 @@ def render_markdown(results: Mapping) -> str:
             lines += ["", *[f"- {n}" for n in results["notes"]]]
     lines += kit_table(results)
     lines += http_tables(results)
+    lines += naive_tables(results)
+    lines += recorder_tables(results)
     lines += settings_table(results)
     return "\n".join(lines) + "\n"
 

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import kit as kit_mod
-from bench import report, wrk
+from bench import naive, recorder, report, wrk
 from bench.docker import IMAGE, CommandFailed, Container, docker, image_exists
 from bench.pgbench import (
     Workload,
@@ -388,6 +388,7 @@ def workload_records(s: Settings) -> list[dict]:
 def finish(results: dict, s: Settings, started: float) -> None:
     env = results["environment"]
     env["wall_time"] = human(time.monotonic() - started)
+    env.setdefault("load_average_end", Path("/proc/loadavg").read_text().split()[:3])
     start, end = env.get("load_average_start"), env.get("load_average_end")
     if start and end:
         env["load_average"] = f"{' '.join(start)} → {' '.join(end)}"
@@ -445,6 +446,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     h = p.add_argument_group("HTTP hook")
     h.add_argument("--http-config", type=Path, help="JSON, see bench/http.json")
     h.add_argument("--http-rounds", type=int, help="default: the rounds above")
+    n = p.add_argument_group("the demo's naive mode and the query recorder (make bench)")
+    n.add_argument("--naive-config", type=Path,
+                   help="JSON, see bench/naive.json: naive pages before and after "
+                   "stacktune report --apply")
+    n.add_argument("--recorder-config", type=Path,
+                   help="JSON, see bench/recorder.json: the query recorder's CPU per request "
+                   "and req/s, off vs on")
     return p.parse_args(argv)
 
 
@@ -482,7 +490,13 @@ def main(argv: list[str] | None = None) -> int:
     kit_rounds_cfg = kit_config.pop("rounds", None)
     commands = kit_mod.kit_commands(a.converge_cmd, a.idempotent_cmd, a.check_cmd,
                                     a.facts_cmd, a.reset_cmd, config=kit_config)
-    http_config = json.loads(a.http_config.read_text()) if a.http_config else None
+    def load(path: Path | None) -> dict | None:
+        # ${STACKTUNE_DEMO_PORT:-8000} and the like follow the environment.
+        return naive.expand(json.loads(path.read_text()), os.environ) if path else None
+
+    http_config = load(a.http_config)
+    naive_config = load(a.naive_config)
+    recorder_config = load(a.recorder_config)
 
     results: dict = {"mode": s.mode, "rounds": s.rounds, "samples": [], "configs": [],
                      "round_orders": round_orders(s.rounds, CONFIG_NAMES, s.rotate),
@@ -529,6 +543,11 @@ def main(argv: list[str] | None = None) -> int:
         if http_config:
             results["http"] = wrk.run_http_phase(http_config, rounds=a.http_rounds or s.rounds,
                                                  say=progress.say)
+        if naive_config:
+            results["naive"] = naive.run_naive_phase(naive_config, out=out, say=progress.say)
+        if recorder_config:
+            results["recorder"] = recorder.run_overhead_phase(recorder_config,
+                                                              say=progress.say)
     except KeyboardInterrupt:
         progress.say("interrupted: cleaning up, writing what was measured")
         results["interrupted"] = True
@@ -540,12 +559,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not a.keep_container:
             container.remove()
-    if not results["samples"] and not results.get("kit") and not results.get("http"):
+    if not any(results.get(k) for k in ("samples", "kit", "http", "naive", "recorder")):
         return status or 1
     finish(results, s, started)
     paths = report.write_results(results, out)
     tables = report.pgbench_tables(results) + report.kit_table(results) + \
-        report.http_tables(results)
+        report.http_tables(results) + report.naive_tables(results) + \
+        report.recorder_tables(results)
     print("\n".join(tables).strip() + "\n")
     for kind, path in paths.items():
         print(f"{kind}: {path}")
