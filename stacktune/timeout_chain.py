@@ -5,6 +5,7 @@
     pgbouncer.query_wait_timeout < gunicorn.timeout
     pgbouncer.server_login_retry, server_connect_timeout < query_wait_timeout
     gunicorn.graceful_timeout >= statement_timeout + wait for a connection
+    PgBouncer PAUSE around a PostgreSQL restart + margin <= query_wait_timeout
 
 The wait for a connection is PgBouncer's query_wait_timeout when PgBouncer is
 placed, else the Django pool's timeout when it has one. With Gunicorn's gthread
@@ -90,3 +91,38 @@ def check_timeout_chain(services: Services) -> None:
             f"postgresql_app_role.statement_timeout{with_wait} ({bound:g} s): a reload would "
             "kill requests the database still allows; raise gunicorn.graceful_timeout or "
             "lower the database timeouts")
+
+
+# A query queued during a PAUSE still needs a new server login after RESUME (the restarted
+# server has no backends for PgBouncer yet): the pause ends this long before the queued
+# clients' query_wait_timeout.
+RESTART_PAUSE_MARGIN_SECONDS = 1.0
+
+
+def check_restart_pause(pause_seconds: object, bouncer: Mapping[str, object],
+                        name: str = "postgresql_restart_pause_timeout") -> float:
+    """The longest a PgBouncer PAUSE may hold the app's queries while PostgreSQL restarts.
+
+    PAUSE makes PgBouncer wait for running transactions (pool_mode=transaction), close its
+    server connections and queue every new query until RESUME. Queued clients still count
+    against query_wait_timeout (only SUSPEND stops PgBouncer's timeouts; PgBouncer docs,
+    usage: admin console), so a pause that lasts longer turns the waiting requests into
+    errors. Gunicorn's timeout is already above query_wait_timeout (check_timeout_chain).
+    Returns the pause in seconds; PlanError naming ``name`` and query_wait_timeout.
+    """
+    try:
+        pause = _number(pause_seconds)
+    except ValueError:
+        raise PlanError(f"{name} = {pause_seconds!r}: give a number of seconds, "
+                        "e.g. 8") from None
+    if not pause >= 1:
+        raise PlanError(f"{name} = {pause_seconds!r}: give at least 1 second, enough for "
+                        "PostgreSQL to restart")
+    wait = _number(bouncer.get("query_wait_timeout", 0))
+    if wait > 0 and pause + RESTART_PAUSE_MARGIN_SECONDS > wait:
+        raise PlanError(
+            f"{name} ({pause:g} s) + {RESTART_PAUSE_MARGIN_SECONDS:g} s must be at most "
+            f"pgbouncer.query_wait_timeout ({wait:g} s): queries queued during the pause "
+            f"would be dropped before it ends; lower {name} or raise "
+            "pgbouncer.query_wait_timeout")
+    return pause

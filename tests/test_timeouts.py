@@ -14,6 +14,7 @@ import pytest
 from stacktune.cli import main
 from stacktune.model import Host, HostProfile, PlanError, StackInputs, Storage
 from stacktune.plan import Plan, plan_stack
+from stacktune.timeout_chain import RESTART_PAUSE_MARGIN_SECONDS, check_restart_pause
 from stacktune.units import GiB
 
 ALL = ("postgresql", "pgbouncer", "redis", "gunicorn")
@@ -187,3 +188,36 @@ def test_redis_caps_value_and_client_buffer_sizes_from_maxmemory():
     for name in ("proto-max-bulk-len", "client-query-buffer-limit",
                  "client-output-buffer-limit"):
         assert p.reasons[f"redis.{name}"]
+
+
+# --- A PostgreSQL restart behind PgBouncer's PAUSE ---------------------------------------------
+
+
+def test_the_planned_restart_pause_fits_inside_query_wait_timeout():
+    bouncer = plan().services["pgbouncer"]
+    assert check_restart_pause(8, bouncer) == 8
+    # The pause plus the margin for the first server login after RESUME.
+    wait = float(bouncer["query_wait_timeout"])
+    assert check_restart_pause(wait - RESTART_PAUSE_MARGIN_SECONDS, bouncer) == \
+        wait - RESTART_PAUSE_MARGIN_SECONDS
+
+
+@pytest.mark.parametrize(("pause", "message"), [
+    (10, r"postgresql_restart_pause_timeout \(10 s\) \+ 1 s must be at most "
+         r"pgbouncer.query_wait_timeout \(10 s\)"),
+    (9.5, r"lower postgresql_restart_pause_timeout or raise pgbouncer.query_wait_timeout"),
+    (0, r"postgresql_restart_pause_timeout = 0: give at least 1 second"),
+    (-3, r"give at least 1 second"),
+    ("soon", r"postgresql_restart_pause_timeout = 'soon': give a number of seconds"),
+    ("nan", r"give at least 1 second"),
+])
+def test_a_restart_pause_longer_than_the_queue_wait_is_refused(pause, message):
+    with pytest.raises(PlanError, match=message):
+        check_restart_pause(pause, plan().services["pgbouncer"])
+
+
+def test_an_overridden_query_wait_timeout_moves_the_bound():
+    bouncer = plan(overrides={"pgbouncer": {"query_wait_timeout": "14"}}).services["pgbouncer"]
+    assert check_restart_pause(13, bouncer) == 13
+    with pytest.raises(PlanError, match=r"\(14 s\)"):
+        check_restart_pause(13.5, bouncer)

@@ -39,6 +39,21 @@ def _host_address(explicit: object, host: str, ipv4_addresses: list) -> str:
         raise AnsibleFilterError(str(error)) from None
 
 
+def _restart_pause(pause_seconds: object, bouncer: dict,
+                   name: str = "postgresql_restart_pause_timeout") -> float:
+    """``pause | stacktune_restart_pause(pgbouncer_plan)``: the pause in seconds, checked
+    against the clients' query_wait_timeout; a task error naming the fix."""
+    from ansible.errors import AnsibleFilterError
+
+    from stacktune.model import PlanError
+    from stacktune.timeout_chain import check_restart_pause
+
+    try:
+        return check_restart_pause(pause_seconds, plain(bouncer), name)
+    except PlanError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
 def _report(snapshot: dict, fmt: str = "md", plan: dict | None = None, source: str = "") -> str:
     """``snapshot | stacktune_report('html', plan)``: the rendered report, analysed here."""
     from stacktune.report.analyse import analyse
@@ -62,6 +77,7 @@ class FilterModule:
             "stacktune_pgbouncer_mismatches": pgbouncer_config_mismatches,
             "stacktune_host_address": _host_address,
             "stacktune_redis_changes": redis_config_changes,
+            "stacktune_restart_pause": _restart_pause,
             "stacktune_redis_config_set": redis_config_set_line,
             "pg_quote": pg_quote,
             "py": py,
