@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -156,6 +157,39 @@ def _pool(key: str, value: object) -> None:
                         "refuses it: set min_size at most max_size")
 
 
+# nginx's time units (ngx_parse_time) and size suffixes; a bare number is seconds / bytes.
+NGINX_TIME_SECONDS = {"ms": 0.001, "": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_NGINX_TIME = re.compile(r"([0-9]{1,9})(ms|s|m|h|d)?")
+_NGINX_SIZE = re.compile(r"[0-9]{1,9}[kKmMgG]?")
+_NGINX_BUFFERS = re.compile(r"[0-9]{1,4} [0-9]{1,9}[kKmM]?")
+
+
+def nginx_seconds(key: str, value: object) -> float:
+    """An nginx time ("35s", "500ms", "1m", "30") in seconds, or a PlanError naming key."""
+    text = str(value).strip()
+    match = _NGINX_TIME.fullmatch(text)
+    if match is None:
+        raise PlanError(f"{key} = {text!r}: expected an nginx time such as 30s, 500ms or 1m")
+    return int(match.group(1)) * NGINX_TIME_SECONDS[match.group(2) or ""]
+
+
+def _nginx_time() -> Setting:
+    def normalise(key: str, value: object) -> object:
+        nginx_seconds(key, value)
+        text = str(value).strip()
+        return text if not text.isdigit() else f"{text}s"
+    return Setting(normalise, "an nginx time such as 30s")
+
+
+def _pattern(pattern: re.Pattern[str], expected: str) -> Setting:
+    def normalise(key: str, value: object) -> object:
+        text = str(value).strip()
+        if pattern.fullmatch(text) is None:
+            raise PlanError(f"{key} = {text!r}: expected {expected}")
+        return text
+    return Setting(normalise, expected)
+
+
 YES_NO = _choice("yes", "no")
 
 CATALOGUE: dict[str, dict[str, Setting]] = {
@@ -242,6 +276,26 @@ CATALOGUE: dict[str, dict[str, Setting]] = {
         "CACHE_SOCKET_CONNECT_TIMEOUT": _json(float, int, nullable=True),
         "CACHE_SOCKET_TIMEOUT": _json(float, int, nullable=True),
         "SESSION_ENGINE": _json(str),
+    },
+    "nginx": {
+        "worker_processes": _int(1, 1024),
+        "worker_connections": _int(16, 1048576),
+        "worker_rlimit_nofile": _int(16, 1048576),
+        "upstream_keepalive": _int(1, 100000),
+        "upstream_keepalive_timeout": _nginx_time(),
+        "client_max_body_size": _pattern(_NGINX_SIZE, "an nginx size such as 10m"),
+        "client_body_buffer_size": _pattern(_NGINX_SIZE, "an nginx size such as 128k"),
+        "large_client_header_buffers": _pattern(_NGINX_BUFFERS,
+                                                "a number and a size such as '4 8k'"),
+        "client_header_timeout": _nginx_time(),
+        "client_body_timeout": _nginx_time(),
+        "send_timeout": _nginx_time(),
+        "keepalive_timeout": _nginx_time(),
+        "proxy_connect_timeout": _nginx_time(),
+        "proxy_read_timeout": _nginx_time(),
+        "proxy_send_timeout": _nginx_time(),
+        "max_fails": _int(0, 1000),
+        "fail_timeout": _nginx_time(),
     },
     "sysctl": {
         "vm.overcommit_memory": _choice("0", "1", "2"),

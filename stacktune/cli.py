@@ -134,7 +134,7 @@ def _add_plan_flags(cmd: argparse.ArgumentParser) -> None:
                      f"{SUPPORTED_PG_VERSIONS[-1]}, default 15)")
     cmd.add_argument("--workload", choices=[w.value for w in Workload], default="web")
     cmd.add_argument("--services", default=",".join(SERVICES),
-                     help="services on this host, comma-separated (default: all four)")
+                     help="services on this host, comma-separated (default: all five)")
     cmd.add_argument("--app-hosts", type=_app_hosts,
                      help="app hosts running this Gunicorn plan (default 1 when gunicorn is "
                      "in --services, else none)")

@@ -16,8 +16,9 @@ from stacktune.units import MiB
 SUPPORTED_PG_VERSIONS = (13, 14, 15, 16, 17, 18)
 
 # Services the engine places on hosts. Django settings follow Gunicorn (they
-# are deployed on the app tier); sysctl is planned for every host.
-SERVICES = ("postgresql", "pgbouncer", "redis", "gunicorn")
+# are deployed on the app tier); sysctl is planned for every host. nginx is the
+# reverse proxy in front of the app tier.
+SERVICES = ("postgresql", "pgbouncer", "redis", "gunicorn", "nginx")
 # postgresql_app_role: settings of the application's database role (ALTER ROLE ... SET),
 # planned whenever postgresql is placed.
 PLANNED_SECTIONS = (*SERVICES, "postgresql_app_role", "django", "sysctl")

@@ -45,6 +45,7 @@ from stacktune.model import (
 )
 from stacktune.planners.django import plan_django
 from stacktune.planners.gunicorn import THREADS, plan_gunicorn
+from stacktune.planners.nginx import plan_nginx
 from stacktune.planners.pgbouncer import plan_pgbouncer
 from stacktune.planners.postgresql import (
     WORK_MEM_FLOOR,
@@ -275,6 +276,12 @@ def validate_inputs(inputs: StackInputs) -> None:
                 f"{service} is placed on {len(running)} hosts "
                 f"({', '.join(h.name for h in running)}); "
                 "stacktune plans one primary per service: place it on one host")
+    proxies = inputs.hosts_running("nginx")
+    if proxies and not inputs.hosts_running("gunicorn"):
+        raise PlanError(
+            f"nginx is placed on {', '.join(h.name for h in proxies)} but no host runs gunicorn: "
+            "nginx's upstream (the app hosts) would be empty; place gunicorn on at least one "
+            "host (the app group, stacktune_groups.gunicorn)")
     if inputs.hosts_running("pgbouncer") and not inputs.hosts_running("postgresql"):
         raise PlanError("pgbouncer is placed but postgresql is not; PgBouncer's pools are sized "
                         "for the database host, so place postgresql too")
@@ -392,9 +399,15 @@ def _plan_stack(inputs: StackInputs) -> Plan:
         sections["django"] = plan_django(pooled=pooled, has_redis=bool(redis_hosts),
                                          django_version=inputs.django_version, threads=threads)
 
-    overrides.check_placed(sections)
     for section in sections.values():
         overrides.apply(section)
+    # nginx follows Gunicorn's final values (overrides included): its upstream keepalive,
+    # read timeout and keep-alive timeout are links of the timeout chain.
+    proxy_hosts = inputs.hosts_running("nginx")
+    if proxy_hosts:
+        sections["nginx"] = _plan_nginx(proxy_hosts, len(app_hosts), sections["gunicorn"])
+        overrides.apply(sections["nginx"])
+    overrides.check_placed(sections)
     follow_ports(sections)
 
     hosts: dict[str, HostPlan] = {}
@@ -425,6 +438,17 @@ def _plan_stack(inputs: StackInputs) -> Plan:
     check_invariants(plan)
     check_service_rules(plan)
     return plan
+
+
+def _plan_nginx(proxy_hosts: tuple[Host, ...], app_host_count: int,
+                gunicorn: Section) -> Section:
+    smallest = min(proxy_hosts, key=lambda h: (h.profile.cpus, h.profile.memory_bytes))
+    values = gunicorn.values
+    return plan_nginx(cpus=smallest.profile.cpus, app_hosts=app_host_count,
+                      gunicorn_workers=int(str(values["workers"])),
+                      gunicorn_threads=int(str(values["threads"])),
+                      gunicorn_timeout=int(str(values["timeout"])),
+                      gunicorn_keepalive=int(str(values["keepalive"])))
 
 
 def _budget_or_explain(host: Host, rss: int, workers: int | None,
@@ -578,7 +602,7 @@ def _check_legal_values(plan: Plan) -> None:
     for service in ("postgresql", "postgresql_app_role"):
         for name, value in plan.services.get(service, {}).items():
             _normalise(service, name, value, version)
-    for service in ("pgbouncer", "redis", "gunicorn", "django"):
+    for service in ("pgbouncer", "redis", "gunicorn", "django", "nginx"):
         known = catalogue.CATALOGUE[service]
         for name, value in plan.services.get(service, {}).items():
             if name in known:

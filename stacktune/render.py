@@ -30,6 +30,7 @@ OUTPUTS = {
     "gunicorn": ("gunicorn.conf.py.j2", "gunicorn.conf.py"),
     "django": ("stacktune_settings.py.j2", "stacktune_settings.py"),
     "sysctl": ("sysctl.conf.j2", "sysctl.stacktune.conf"),
+    "nginx": ("nginx.conf.j2", "nginx.conf"),
 }
 
 # Where the CLI pretends to deploy: everything on one host, on loopback.
@@ -52,6 +53,16 @@ DEFAULT_CONTEXT: dict[str, object] = {
     "django_secret_key": "<set by the django_settings role from Vault>",
     "django_allowed_hosts": ["localhost", "127.0.0.1"],
     "django_cache_location": "redis://app:<password>@127.0.0.1:6379/0",
+    "django_static_root": "/srv/app/static",
+    "nginx_upstream_servers": ["127.0.0.1"],
+    "nginx_upstream_port": 8000,
+    "nginx_server_name": "_",
+    "nginx_http_port": 80,
+    "nginx_https_port": 443,
+    "nginx_tls_certificate_path": "/etc/ssl/certs/ssl-cert-snakeoil.pem",
+    "nginx_tls_key_path": "/etc/ssl/private/ssl-cert-snakeoil.key",
+    "nginx_static_root": "/srv/app/static",
+    "nginx_static_url": "/static/",
 }
 
 

@@ -6,6 +6,9 @@
     pgbouncer.server_login_retry, server_connect_timeout < query_wait_timeout
     gunicorn.graceful_timeout >= statement_timeout + wait for a connection
     PgBouncer PAUSE around a PostgreSQL restart + margin <= query_wait_timeout
+    gunicorn.timeout < nginx.proxy_read_timeout, nginx.proxy_send_timeout  (the proxy waits longest)
+    nginx.proxy_connect_timeout < nginx.proxy_read_timeout
+    nginx.upstream_keepalive_timeout < gunicorn.keepalive   (nginx drops an idle connection first)
 
 The wait for a connection is PgBouncer's query_wait_timeout when PgBouncer is
 placed, else the Django pool's timeout when it has one. With Gunicorn's gthread
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from stacktune.catalogue import nginx_seconds
 from stacktune.model import PlanError
 from stacktune.units import UnitError, parse_pg_duration
 
@@ -74,6 +78,9 @@ def check_timeout_chain(services: Services) -> None:
         return
     timeout = _number(gunicorn["timeout"])
     graceful = _number(gunicorn["graceful_timeout"])
+    nginx = services.get("nginx")
+    if nginx is not None:
+        _check_nginx(nginx, timeout, _number(gunicorn["keepalive"]))
     if bouncer is not None and (wait == 0 or wait >= timeout):
         _order("pgbouncer.query_wait_timeout", wait or float("inf"), "gunicorn.timeout",
                timeout, "a queued request must fail before Gunicorn gives up on it")
@@ -126,3 +133,27 @@ def check_restart_pause(pause_seconds: object, bouncer: Mapping[str, object],
             f"would be dropped before it ends; lower {name} or raise "
             "pgbouncer.query_wait_timeout")
     return pause
+
+
+def _check_nginx(nginx: Mapping[str, object], gunicorn_timeout: float,
+                 gunicorn_keepalive: float) -> None:
+    """The proxy is the outermost link: it waits longer than Gunicorn, and lets go of an idle
+    upstream connection before Gunicorn does."""
+    def seconds(name: str) -> float:
+        return nginx_seconds(f"nginx.{name}", nginx[name])
+
+    for name in ("proxy_read_timeout", "proxy_send_timeout"):
+        if seconds(name) <= gunicorn_timeout:
+            raise PlanError(
+                f"nginx.{name} ({seconds(name):g} s) must be above gunicorn.timeout "
+                f"({gunicorn_timeout:g} s): nginx would answer 504 for a request Gunicorn is "
+                f"still allowed to finish; raise nginx.{name} or lower gunicorn.timeout")
+    if seconds("proxy_connect_timeout") >= seconds("proxy_read_timeout"):
+        _order("nginx.proxy_connect_timeout", seconds("proxy_connect_timeout"),
+               "nginx.proxy_read_timeout", seconds("proxy_read_timeout"),
+               "a down app host must be given up before a slow answer is")
+    keepalive = seconds("upstream_keepalive_timeout")
+    if gunicorn_keepalive > 0 and keepalive >= gunicorn_keepalive:
+        _order("nginx.upstream_keepalive_timeout", keepalive, "gunicorn.keepalive",
+               gunicorn_keepalive, "Gunicorn would close an idle connection just as nginx sends "
+               "a request on it (a 502)")

@@ -173,7 +173,8 @@ def _render_with_ansible(tmp_path: Path, extra: dict) -> tuple[subprocess.Comple
     from stacktune.render import DEFAULT_CONTEXT
 
     inventory = tmp_path / "inventory"
-    inventory.write_text(INVENTORY.format(python=sys.executable).replace("localhost", "web1"))
+    inventory.write_text(INVENTORY.format(python=sys.executable).replace("localhost", "web1")
+                         + "[proxy]\nweb1\n")
     out = tmp_path / "ansible"
     out.mkdir()
     variables = tmp_path / "vars.json"

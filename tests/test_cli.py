@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "stacktune"
 HOST = ["--memory", "4GiB", "--cpus", "2", "--storage", "ssd", "--host-name", "web1"]
 FILES = {"postgresql.stacktune.conf", "pgbouncer.ini", "redis.conf", "gunicorn.conf.py",
-         "stacktune_settings.py", "sysctl.stacktune.conf"}
-STRING_SECTIONS = ("postgresql", "pgbouncer", "redis", "gunicorn", "sysctl")
+         "stacktune_settings.py", "sysctl.stacktune.conf", "nginx.conf"}
+STRING_SECTIONS = ("postgresql", "pgbouncer", "redis", "gunicorn", "nginx", "sysctl")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -44,7 +44,7 @@ def plan_json(capsys, *argv: str) -> dict:
 def test_plan_json_is_one_object_with_every_section(capsys):
     data = plan_json(capsys)
     assert set(data) == {"host", "postgresql", "postgresql_app_role", "pgbouncer", "redis",
-                         "gunicorn", "django", "sysctl", "reasons", "warnings"}
+                         "gunicorn", "nginx", "django", "sysctl", "reasons", "warnings"}
     for section in STRING_SECTIONS:
         assert data[section], section
         assert all(isinstance(v, str) for v in data[section].values()), section

@@ -42,7 +42,8 @@ PLACEMENTS = [
     frozenset(combo)
     for size in range(1, len(SERVICES) + 1)
     for combo in itertools.combinations(SERVICES, size)
-    if "pgbouncer" not in combo or "postgresql" in combo
+    if ("pgbouncer" not in combo or "postgresql" in combo)
+    and ("nginx" not in combo or "gunicorn" in combo)
 ]
 
 memories = st.one_of(

@@ -45,8 +45,12 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 INSTALLED_APPS = [
     # Sessions: the deploy uses the cached_db engine, which keeps its rows here.
     "django.contrib.sessions",
+    # collectstatic: the deploy writes STATIC_ROOT into stacktune_settings.py and nginx
+    # serves the files; Gunicorn never does.
+    "django.contrib.staticfiles",
     "publishing",
 ]
+STATIC_URL = "/static/"
 
 MIDDLEWARE = [
     # First: answers GET /healthz with each dependency's state before anything

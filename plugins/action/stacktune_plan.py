@@ -31,10 +31,11 @@ from stacktune.pg_version import PgHost, distro_version, planned_pg_version
 from stacktune.plan import plan_stack
 from stacktune.platforms import check_supported_release
 from stacktune.render import MANAGED_HEADER, plain
+from stacktune.tls import check_certificate_pair
 from stacktune.units import UnitError
 
 DEFAULT_GROUPS = {"postgresql": "postgresql", "pgbouncer": "pgbouncer", "redis": "redis",
-                  "gunicorn": "app"}
+                  "gunicorn": "app", "nginx": "proxy"}
 
 
 class ActionModule(ActionBase):
@@ -90,6 +91,8 @@ class ActionModule(ActionBase):
                     for key in ("memory", "cpus", "storage")}
             profile = self._profile(name, facts, pins)
             check_supported_release(name, profile.os_id, profile.os_version)
+            if "nginx" in services:
+                _check_tls(name, hostvars[name])
             hosts.append(Host(name, profile, services))
         if not hosts:
             raise PlanError(
@@ -166,6 +169,20 @@ def _deployment_vars(host_vars) -> dict[str, object]:
         except Exception:  # Ansible raises several kinds for undefined parts
             continue
     return found
+
+
+def _check_tls(name: str, host_vars) -> None:
+    """The operator's certificate and key (files on the controller) for a proxy host."""
+    paths = {}
+    for var in ("nginx_tls_certificate", "nginx_tls_key"):
+        value = plain(host_vars.get(var)) or ""
+        if not isinstance(value, str):
+            raise PlanError(f"host {name!r}: {var} = {value!r}: expected a path on the controller")
+        paths[var] = value
+    try:
+        check_certificate_pair(paths["nginx_tls_certificate"], paths["nginx_tls_key"])
+    except PlanError as error:
+        raise PlanError(f"host {name!r}: {error}") from None
 
 
 def _overrides(overrides: object) -> dict[str, dict[str, object]]:

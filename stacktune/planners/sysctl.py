@@ -30,7 +30,7 @@ def plan_sysctl(services: frozenset[str], nr_hugepages: int | None) -> Section:
         s.set("transparent_hugepage", "never",
               "THP compaction stalls PostgreSQL and Redis (both projects' docs advise off); "
               "written to /sys/kernel/mm/transparent_hugepage/enabled")
-    if services & {"pgbouncer", "gunicorn", "redis", "postgresql"}:
+    if services & {"pgbouncer", "gunicorn", "redis", "postgresql", "nginx"}:
         s.set("net.core.somaxconn", str(SOMAXCONN),
               "listen backlog above Gunicorn's 2048 and Redis's 511 (kernels before 5.4 "
               "default to 128)")

@@ -9,7 +9,8 @@ files, rendered by the code `stacktune render` uses, must be accepted by:
   file (stacktune-pg-checkconf, the postgresql role's validator);
 - PgBouncer and Redis: a throwaway instance started on the candidate file
   (stacktune-pgbouncer-checkconf, stacktune-redis-checkconf);
-- Gunicorn: `gunicorn --check-config` in the app's virtualenv.
+- Gunicorn: `gunicorn --check-config` in the app's virtualenv;
+- nginx: `nginx -t` on the candidate nginx.conf (the nginx role's validator).
 
 The plans are generated on the controller, copied into the container in one
 archive and checked there by one script, in parallel, to keep the run short.
@@ -70,6 +71,11 @@ OVERRIDES = st.fixed_dictionaries({}, optional={
         "keepalive": st.sampled_from(["2", "5"]),
         "max_requests": st.sampled_from(["0", "500"]),
     }),
+    "nginx": st.fixed_dictionaries({}, optional={
+        "client_max_body_size": st.sampled_from(["1m", "100m"]),
+        "large_client_header_buffers": st.sampled_from(["2 4k", "8 16k"]),
+        "proxy_read_timeout": st.sampled_from(["2m", "300s"]),
+    }),
 })
 
 
@@ -124,6 +130,7 @@ CHECKERS = {
     "pgbouncer.ini": "/usr/local/sbin/stacktune-pgbouncer-checkconf {file}",
     "redis.conf": "/usr/local/sbin/stacktune-redis-checkconf {file}",
     "gunicorn.conf.py": GUNICORN.replace("{conf}", "{file}"),
+    "nginx.conf": "nginx -t -q -c {file}",
 }
 
 
@@ -155,6 +162,7 @@ check() {{
         *-pgbouncer.ini) command="{pgbouncer}" ;;
         *-redis.conf) command="{redis}" ;;
         *-gunicorn.conf.py) command="{gunicorn}" ;;
+        *-nginx.conf) command="{nginx}" ;;
     esac
     if eval "$command" > "$file.errors" 2>&1; then echo "$file ok"; else echo "$file refused"; fi
 }}
