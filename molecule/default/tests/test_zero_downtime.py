@@ -21,9 +21,9 @@ from stacktune_testlib import extra_vars, inventory_vars, psql, run_playbook, sh
 
 from stacktune.units import MiB, parse_redis_memory
 
-# The address the load goes to. Gunicorn's port today; a proxy tier in front of the app
-# makes this its URL.
-LOAD_URL = "http://127.0.0.1:8000"
+# The address the load goes to: nginx in front of Gunicorn, as the site's clients see it
+# (the scenario's certificate is the self-signed one, so the load does not verify it).
+LOAD_URL = "https://localhost"
 # Pages that query the database on every request, and the health check (database and cache).
 LOAD_PATHS = ["/?page=2", "/?page=3", "/healthz"]
 PROBE_TABLE = "stacktune_zerodt_probe"
@@ -40,9 +40,10 @@ RESTART = {"postgresql_allow_restart": True, "postgresql_restart_pause_timeout":
 # every few ms, autocommit, through PgBouncer; it reconnects after an error) and one
 # sampler of pg_postmaster_start_time(). Writes one JSON object to LOAD_RESULT.
 LOAD_SCRIPT = r"""
-import json, os, sys, threading, time, urllib.error, urllib.request
+import json, os, ssl, sys, threading, time, urllib.error, urllib.request
 import psycopg2
 cfg = json.loads(sys.argv[1])
+tls = ssl._create_unverified_context()
 lock = threading.Lock()
 requests, errors, committed, starts = [], [], [], []
 begin = time.monotonic()
@@ -53,10 +54,10 @@ def http_worker(index):
     while running():
         path = cfg["paths"][n % len(cfg["paths"])]
         n += 1
-        request = urllib.request.Request(cfg["url"] + path, headers={"X-Forwarded-Proto": "https"})
+        request = urllib.request.Request(cfg["url"] + path)
         t0 = time.monotonic()
         try:
-            with urllib.request.urlopen(request, timeout=60) as response:
+            with urllib.request.urlopen(request, timeout=60, context=tls) as response:
                 response.read()
                 status = response.status
         except urllib.error.HTTPError as error:
