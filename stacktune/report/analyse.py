@@ -157,11 +157,13 @@ def n_plus_one_statement_findings(snapshot: Snapshot) -> list[Finding]:
         others = [r["calls"] for r in rows if r is not row]
         typical = statistics.median(others)
         per_call = row["rows"] / row["calls"]
-        if (row["calls"] >= NPLUSONE_MIN_CALLS and per_call <= NPLUSONE_MAX_ROWS_PER_CALL
+        tables = re.findall(r'\bfrom\s+"?([\w.]+)"?', row["query"] or "", re.I)
+        # A statement that reads no table (Django's health check SELECT 1) loads no rows
+        # a view could batch.
+        if (tables and row["calls"] >= NPLUSONE_MIN_CALLS and per_call <= NPLUSONE_MAX_ROWS_PER_CALL
                 and row["mean_exec_time"] <= NPLUSONE_MAX_MEAN_MS
                 and row["calls"] >= NPLUSONE_CALLS_FACTOR * max(typical, 1)
                 and EXPLAINABLE.match(row["query"] or "")):
-            tables = re.findall(r'\bfrom\s+"?([\w.]+)"?', row["query"], re.I)
             found.append(finding(
                 "n_plus_one_suspect", "medium",
                 f"{row['calls']} calls of a one-row query ({row['calls'] / max(typical, 1):.0f}x "
@@ -172,7 +174,7 @@ def n_plus_one_statement_findings(snapshot: Snapshot) -> list[Finding]:
                           "mean_exec_time_ms": round(row["mean_exec_time"], 3),
                           "typical_calls": typical},
                 objects={"queryid": row["queryid"], "query": row["query"],
-                         **({"table": tables[0]} if tables else {})}))
+                         "table": tables[0]}))
     return found
 
 
