@@ -160,6 +160,9 @@ class RedisStore:
             lost, self.errors = self.errors, 0
         try:
             pipe = self._client().pipeline(transaction=False)
+            # First: whether the SQL texts are still there. A restarted Redis (the cache keeps
+            # nothing) lost them, and this process would never send its known shapes again.
+            pipe.exists(f"{p}:sql")
             pipe.sadd(f"{p}:views", view)
             pipe.hincrby(view_key, "requests", 1)
             pipe.hincrby(view_key, "queries", total)
@@ -173,9 +176,13 @@ class RedisStore:
                     pipe.hsetnx(f"{p}:sql", sid, shape)
             if lost:
                 pipe.incrby(f"{p}:errors", lost)
-            pipe.execute()
-            self.known_shapes.update(shape_id(shape) for shape in shapes)
+            texts_kept = pipe.execute()[0]
+            if texts_kept:
+                self.known_shapes.update(shape_id(shape) for shape in shapes)
+            else:  # the next sample sends them again
+                self.known_shapes.clear()
         except Exception as error:  # never break the request: count the lost sample
+            self.known_shapes.clear()  # Redis may come back empty
             with self.lock:
                 self.errors += 1 + lost
                 self.errors_total += 1

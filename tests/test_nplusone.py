@@ -3,7 +3,13 @@ stacktune.report.nplusone.read_records returns; molecule reads them from a real 
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 from stacktune.report.nplusone import (
+    RECORDER_OFF_HINT,
     REPEATS_PER_REQUEST_MIN,
     n_plus_one_findings,
     relation_fix,
@@ -93,3 +99,50 @@ def test_below_the_threshold_is_no_suspect_and_severity_grows_with_repeats():
 def test_no_records_no_findings():
     assert n_plus_one_findings([]) == []
     assert n_plus_one_findings([_record("ok", 5, 15, 3, [])]) == []
+
+
+# --- the app host's side of playbooks/report.yml (nplusone.py run as a script) ---------
+
+NPLUSONE_SCRIPT = Path(__file__).resolve().parent.parent / "stacktune" / "report" / "nplusone.py"
+
+
+def _run_script(*args: str) -> dict:
+    result = subprocess.run([sys.executable, str(NPLUSONE_SCRIPT), *args], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _project(tmp_path: Path, settings: str) -> Path:
+    package = tmp_path / "src" / "mysite"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('finding the package imports it')\n")
+    (package / "stacktune_settings.py").write_text(settings)
+    return tmp_path / "src"
+
+
+def test_the_script_says_the_recorder_is_off_and_how_to_turn_it_on(tmp_path):
+    source = _project(tmp_path, "STACKTUNE_MIDDLEWARE = []\n")
+    section = _run_script("--package", "mysite", str(source))
+    settings = source / "mysite" / "stacktune_settings.py"
+    assert section == {"error": f"the query recorder is off in {settings}: {RECORDER_OFF_HINT}"}
+    assert "django_settings_query_recorder: true" in RECORDER_OFF_HINT
+
+
+def test_the_script_names_an_unreachable_redis_without_its_password(tmp_path):
+    source = _project(tmp_path, (
+        'STACKTUNE_QUERY_RECORDER = {"SAMPLE_RATE": 1.0, "KEY_PREFIX": "x:queries",\n'
+        '    "REDIS_URL": "redis://app:s3cret@127.0.0.1:1/0"}\n'
+        'STACKTUNE_MIDDLEWARE = [(__package__ + "." if __package__ else "") + "q.M"]\n'))
+    section = _run_script(str(source / "mysite" / "stacktune_settings.py"))
+    assert section["error"].startswith("cannot read the N+1 records from the recorder's Redis: ")
+    assert "s3cret" not in section["error"]
+
+
+def test_the_script_names_a_missing_package_or_settings_module(tmp_path):
+    assert _run_script("--package", "nosuchsite", str(tmp_path)) == {
+        "error": "cannot find the app's settings module: no package 'nosuchsite' in "
+                 f"{tmp_path} or the app's virtualenv"}
+    section = _run_script(str(tmp_path / "stacktune_settings.py"))
+    assert section["error"].startswith(
+        f"cannot read the app's settings module {tmp_path}/stacktune_settings.py (")

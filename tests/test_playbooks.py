@@ -294,3 +294,26 @@ def test_an_untested_debian_release_stops_the_plan(inventory, release, refused):
                "(trixie) only" in result.stdout, result.stdout[-3000:]
     else:
         assert result.returncode == 0, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize(("variables", "message"), [
+    ({"stacktune_report_group": "databases"},
+     "stacktune_report_group = databases: no host of the inventory is in that group"),
+    ({"stacktune_report_app_group": "web"},
+     "stacktune_report_app_group = web: no host of the inventory is in that group"),
+    ({"stacktune_report_formats": ["md", "pdf"]},
+     "stacktune_report_formats = ['md', 'pdf']: give a list of md, json and html"),
+    ({"stacktune_report_formats": "html"},
+     "stacktune_report_formats = html: give a list of md, json and html"),
+], ids=["unknown-group", "unknown-app-group", "unknown-format", "format-not-a-list"])
+def test_report_bad_input_names_the_variable_before_any_host(inventory, tmp_path, variables,
+                                                             message):
+    """report.yml checks its variables on the controller first: a group with no host would
+    otherwise be skipped ("no hosts matched") and the run end without a report."""
+    reports = tmp_path / "reports"
+    result = ansible_playbook(inventory, ROOT / "playbooks" / "report.yml", "-e",
+                              json.dumps({**variables, "stacktune_report_dir": str(reports)}))
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert message in result.stdout, result.stdout[-3000:]
+    assert "PLAY [Report on each PostgreSQL host]" not in result.stdout
+    assert not reports.exists()

@@ -54,6 +54,18 @@ def test_plan_gives_the_filtered_columns_of_each_seq_scan():
     ]
 
 
+def test_the_filter_of_an_index_scan_gives_its_columns():
+    """An index chosen for the ORDER BY, the WHERE left to a Filter: the plan the demo's
+    naive comments page gets on the cluster (43 ms a call, 'Index Scan Backward using
+    publishing_comment_created_at' with 'Filter: author_name = $1')."""
+    plan = [{"Plan": {"Node Type": "Limit", "Total Cost": 306.65, "Plans": [
+        {"Node Type": "Index Scan", "Relation Name": "publishing_comment", "Schema": "public",
+         "Index Name": "publishing_comment_created_at_b6ede75e", "Total Cost": 2623.98,
+         "Filter": "((author_name)::text = $1)"}]}}]
+    assert predicates_from_plan(plan) == [
+        Predicate("public", "publishing_comment", "author_name", "=")]
+
+
 def test_index_scans_give_no_candidates():
     plan = [{"Plan": {"Node Type": "Index Scan", "Relation Name": "t", "Schema": "public",
                       "Index Name": "t_pkey", "Total Cost": 8.3, "Index Cond": "(id = $1)"}}]

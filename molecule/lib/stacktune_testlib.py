@@ -6,6 +6,7 @@ inspected from inside with the code the host_profile module ships.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -93,3 +94,85 @@ def http_get(host, url: str, headers: dict[str, str] | None = None) -> tuple[int
     out = host.check_output("python3 -c %s %s" + " %s" * len(args), script, url, *args)
     status, _, body = out.partition("\n")
     return int(status), body
+
+
+# The container end of a forwarded TCP connection: its stdin and stdout to a loopback port.
+_PIPE_SOURCE = """
+import os, socket, sys, threading
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def upstream():
+    while data := os.read(0, 65536):
+        sock.sendall(data)
+    sock.shutdown(socket.SHUT_WR)
+threading.Thread(target=upstream, daemon=True).start()
+while data := sock.recv(65536):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view):]
+"""
+
+
+class LoopbackTunnel:
+    """``ssh -L`` for a container: a controller port forwarded to a port the container
+    serves on its loopback only (PostgreSQL and Redis listen on 127.0.0.1 on the
+    single-host stack), each connection carried by ``docker exec -i``.
+
+    with LoopbackTunnel("stacktune-one-bookworm", 5432) as port: connect to 127.0.0.1:port
+    """
+
+    def __init__(self, container: str, remote_port: int) -> None:
+        import socket
+
+        self.container, self.remote_port = container, remote_port
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._processes: list[subprocess.Popen] = []
+
+    def __enter__(self) -> int:
+        import threading
+
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self.port
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.close()
+        for process in self._processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return  # closed by __exit__
+            process = subprocess.Popen(
+                ["docker", "exec", "-i", self.container, "python3", "-c", _PIPE_SOURCE,
+                 str(self.remote_port)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                bufsize=0)
+            self._processes.append(process)
+            threading.Thread(target=self._to_container, args=(client, process),
+                             daemon=True).start()
+            threading.Thread(target=self._from_container, args=(client, process),
+                             daemon=True).start()
+
+    @staticmethod
+    def _to_container(client, process: subprocess.Popen) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                view = memoryview(data)
+                while view:  # a raw pipe may take part of it
+                    view = view[process.stdin.write(view):]
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+
+    @staticmethod
+    def _from_container(client, process: subprocess.Popen) -> None:
+        with contextlib.suppress(OSError):
+            while data := process.stdout.read(65536):
+                client.sendall(data)
+        client.close()

@@ -2,7 +2,7 @@
 
 The approach of Dexter and PoWA: candidate columns come from the predicates the slow
 statements filter on (pg_qualstats when it is installed, and always from the Filter of the
-Seq Scan nodes of the statement's generic plan), each candidate becomes a hypothetical
+table scans of the statement's generic plan), each candidate becomes a hypothetical
 index (HypoPG: visible only to this session's planner, nothing is written), and the
 statement's EXPLAIN cost is compared with and without it. A candidate is kept only when the
 planner uses the index and the cost falls to at most half (COST_RATIO_KEPT).
@@ -147,15 +147,21 @@ def predicates_from_filter(schema: str, table: str, condition: str) -> list[Pred
     return found
 
 
+# Scans whose Filter holds the rows' conditions that no index served: a sequential scan, or
+# an index chosen for another condition or for the ORDER BY (the Index Cond is served).
+FILTERED_SCANS = frozenset({"Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan"})
+
+
 def predicates_from_plan(plan: Any) -> list[Predicate]:
-    """Predicates of every Seq Scan with a Filter in an EXPLAIN (FORMAT JSON) result."""
+    """Predicates of the Filter of every table scan (FILTERED_SCANS) in an EXPLAIN (FORMAT
+    JSON) result."""
     root = plan[0]["Plan"] if isinstance(plan, list) else plan.get("Plan", plan)
     found: list[Predicate] = []
     stack = [root]
     while stack:
         node = stack.pop()
         stack.extend(reversed(node.get("Plans", [])))
-        if node.get("Node Type") == "Seq Scan" and node.get("Filter"):
+        if node.get("Node Type") in FILTERED_SCANS and node.get("Filter"):
             found.extend(predicates_from_filter(
                 node.get("Schema", "public"), node["Relation Name"], node["Filter"]))
     return found
@@ -390,7 +396,7 @@ def missing_index_findings(cursor: Any, statements: list[dict[str, Any]]) -> lis
                 sources.setdefault(key, set()).add("pg_qualstats" if from_pg_qualstats else "plan")
     finally:
         cursor.execute("SELECT hypopg_reset()")
-        cursor.execute("RESET pg_stat_statements.track")
+        _unquiet(cursor)
     return [_finding(key, rows, sources[key]) for key, rows in _covering_first(served)]
 
 
@@ -401,6 +407,10 @@ def _covering_first(served: dict[tuple[str, str, tuple[str, ...]], list[dict[str
                   key=lambda item: -sum(float(r["total_exec_time"] or 0) for r in item[1]))
 
 
+def _is_superuser(cursor: Any) -> bool:
+    return bool(_rows(cursor, "SELECT 1 FROM pg_roles WHERE rolname = current_user AND rolsuper"))
+
+
 def _quiet(cursor: Any) -> None:
     """Keep the advisor's own statements out of pg_stat_statements when this role may.
 
@@ -408,8 +418,14 @@ def _quiet(cursor: Any) -> None:
     PREPAREd statement (recorded under the PREPARE text) would show up in the next report.
     Only a superuser can set pg_stat_statements.track for a session.
     """
-    if _rows(cursor, "SELECT 1 FROM pg_roles WHERE rolname = current_user AND rolsuper"):
+    if _is_superuser(cursor):
         cursor.execute("SET pg_stat_statements.track = none")
+
+
+def _unquiet(cursor: Any) -> None:
+    """Undo _quiet; RESET of that parameter is refused to other roles, as SET is."""
+    if _is_superuser(cursor):
+        cursor.execute("RESET pg_stat_statements.track")
 
 
 def _recover(cursor: Any) -> None:

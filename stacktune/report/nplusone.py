@@ -5,11 +5,17 @@ stacktune_settings.py by the django_settings role) adds each sampled request to
 its view's totals with atomic increments. ``read_records`` reads them back,
 ``n_plus_one_findings`` names the views that run the same query shape many
 times per request, with the SQL and the relation to load in bulk.
+
+Run as a script on an app host with the app's Python (playbooks/report.yml does, since
+on a cluster only the app tier may reach the cache), it prints the report's ``nplusone``
+section as JSON, reading the recorder's Redis address and key prefix from the app's own
+settings module: no credential leaves the host.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 # Must match templates/stacktune_queries.py (DEFAULT_KEY_PREFIX and the key layout).
@@ -172,3 +178,68 @@ def n_plus_one_findings(records: list[dict]) -> list[dict]:
             )
     findings.sort(key=lambda f: (-f["evidence"]["repeats_per_request"], f["objects"]["view"]))
     return findings
+
+
+RECORDER_OFF_HINT = ("set django_settings_query_recorder: true (the django_settings role) and "
+                     "add MIDDLEWARE += STACKTUNE_MIDDLEWARE to the app's settings")
+
+
+def settings_module_path(package: str, source_dir: str) -> Path:
+    """Where the django_settings role wrote stacktune_settings.py: beside the WSGI module, in
+    the package found from the source tree or the virtualenv (a project installed as a
+    wheel). Finding the package does not import it."""
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, source_dir)
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise LookupError(f"no package {package!r} in {source_dir} or the app's virtualenv")
+    return Path(next(iter(spec.submodule_search_locations))) / "stacktune_settings.py"
+
+
+def section_from_settings(settings_path: str) -> dict[str, Any]:
+    """The report's ``nplusone`` section from the recorder configured in ``settings_path``:
+    ``{"findings", "views"}``, or ``{"error"}`` saying what to enable."""
+    import runpy
+
+    try:
+        settings = runpy.run_path(settings_path)
+    except OSError as error:
+        return {"error": f"cannot read the app's settings module {settings_path} "
+                         f"({error.strerror}): the django_settings role writes it"}
+    recorder = settings.get("STACKTUNE_QUERY_RECORDER") or {}
+    if not recorder.get("REDIS_URL"):
+        return {"error": f"the query recorder is off in {settings_path}: {RECORDER_OFF_HINT}"}
+    try:
+        records = read_records(recorder["REDIS_URL"],
+                               recorder.get("KEY_PREFIX") or DEFAULT_KEY_PREFIX)
+    except Exception as error:  # redis' errors: connection, timeout, ACL
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return {"error": f"cannot read the N+1 records from the recorder's Redis: {first}"}
+    return {"findings": n_plus_one_findings(records), "views": len(records)}
+
+
+def _main(argv: list[str]) -> int:
+    """nplusone.py SETTINGS_PATH | nplusone.py --package PACKAGE SOURCE_DIR"""
+    import json
+
+    if argv[:1] == ["--package"] and len(argv) == 3:
+        try:
+            path = str(settings_module_path(argv[1], argv[2]))
+        except (LookupError, ImportError, ValueError) as error:
+            print(json.dumps({"error": f"cannot find the app's settings module: {error}"}))
+            return 0
+    elif len(argv) == 1:
+        path = argv[0]
+    else:
+        print(_main.__doc__)
+        return 2
+    print(json.dumps(section_from_settings(path)))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(_main(sys.argv[1:]))

@@ -7,20 +7,39 @@ Redis with the app's own ACL user (stacktune.report.nplusone.read_records, run w
 the app's Python inside the container) and the report's N+1 finding names the view,
 the repeated SQL and its count. The module ends by running the app play with the
 defaults again, so the other tests see the stack as converged.
+
+The last test is the closed loop, end to end: naive traffic on all three pages, the
+`stacktune report` CLI run as an operator runs it (from the controller, through a port
+forward to the host's loopback, with the app's logins), its JSON naming each problem,
+`--apply` creating the proposed index, the same traffic again, and the filter's mean
+time falling. It drops the index it created, so the stack is as converged again.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from stacktune_testlib import REPO, extra_vars, http_get, inventory_vars, run_playbook
+from stacktune_testlib import (
+    REPO,
+    LoopbackTunnel,
+    extra_vars,
+    http_get,
+    inventory_vars,
+    psql,
+    run_playbook,
+)
 
 from stacktune.report.nplusone import n_plus_one_findings
 
 APP_URL = "http://127.0.0.1:8000"
 APP_PYTHON = "/srv/app/venv/bin/python"
-NPLUSONE_SOURCE = (REPO / "stacktune" / "report" / "nplusone.py").read_text()
+# The module's functions, without its script entry (which prints the report's section).
+NPLUSONE_SOURCE = (REPO / "stacktune" / "report" / "nplusone.py").read_text().split(
+    '\nif __name__ == "__main__":')[0]
 PAGE_SIZE = 20  # publishing.views.PAGE_SIZE
 ARTICLES_REQUESTS = 12
 KEY_PREFIX = "stacktune:queries"
@@ -153,3 +172,129 @@ def test_a_redis_outage_costs_the_recorder_samples_never_a_request(host, plan, n
             break
     assert after["lost_samples"] - before["lost_samples"] == 6
     assert after["requests"] - before["requests"] == sent
+    # The restart lost the SQL texts with the totals: the workers send them again, so the
+    # shapes recorded since still have their SQL for the report.
+    shapes = _records(host, plan)["naive-articles"]["shapes"]
+    assert len(shapes) == 2, shapes  # the author and the categories of each row
+    assert not [shape["sql"] for shape in shapes if shape["sql"].startswith("<unknown")]
+
+
+# The closed loop. Requests per phase: enough for pg_stat_statements' means and for the
+# recorder's per-view totals (sample rate 1), and a few seconds of traffic.
+COMMENTS_REQUESTS = 30
+ARCHIVE_REQUESTS = 8
+ARCHIVE_PAGE = 200  # OFFSET 3980: a deep page that still has rows
+NAIVE_INDEX = "publishing_comment_author_name_idx"
+
+# GETs from inside the container, one process for a whole phase; the statuses.
+TRAFFIC_SOURCE = """
+import json, sys, urllib.request, urllib.error
+statuses = []
+for path in json.loads(sys.argv[2]):
+    request = urllib.request.Request(sys.argv[1] + path, headers={"X-Forwarded-Proto": "https"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+            statuses.append(response.status)
+    except urllib.error.HTTPError as error:
+        statuses.append(error.code)
+print(json.dumps(statuses))
+"""
+
+
+def _naive_traffic(host, authors: list[str]) -> None:
+    paths = (["/naive/articles/"] * ARTICLES_REQUESTS
+             + [f"/naive/comments/?author={authors[i % len(authors)].replace(' ', '+')}"
+                for i in range(COMMENTS_REQUESTS)]
+             + [f"/naive/archive/?page={ARCHIVE_PAGE}"] * ARCHIVE_REQUESTS)
+    out = host.check_output("python3 -c %s %s %s", TRAFFIC_SOURCE, APP_URL, json.dumps(paths))
+    assert json.loads(out) == [200] * len(paths)
+
+
+def _stacktune_report(dsn: str, redis_url: str, out: Path, *extra: str) -> dict:
+    """`stacktune report --format json` as an operator runs it; the parsed report."""
+    command = [str(Path(sys.executable).parent / "stacktune"), "report", "--dsn", dsn,
+               "--redis", redis_url, "--format", "json", "--out", str(out), *extra]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def _findings(report: dict, kind: str) -> list[dict]:
+    return [f for f in report["analysis"]["findings"] if f["kind"] == kind]
+
+
+def _statement_stats(host, queryids: list[int]) -> tuple[int, float]:
+    """Calls and mean time (ms) of the statements, from pg_stat_statements."""
+    ids = ", ".join(str(int(q)) for q in queryids)
+    calls, mean = psql(host, "SELECT sum(calls), sum(total_exec_time) / sum(calls) "
+                       f"FROM pg_stat_statements WHERE queryid IN ({ids})", db="app").split("|")
+    return int(calls), float(mean)
+
+
+def test_the_report_names_each_naive_problem_and_its_index_makes_the_filter_faster(
+        host, plan, naive_stack, tmp_path):
+    password = inventory_vars()["postgresql_app_password"]
+    cache_password = inventory_vars()["redis_app_password"]
+    container = host.backend.get_hostname()
+    authors = psql(host, "SELECT DISTINCT author_name FROM publishing_comment "
+                   "ORDER BY author_name LIMIT 6", db="app").splitlines()
+    assert len(authors) == 6
+    psql(host, f"DROP INDEX IF EXISTS {NAIVE_INDEX}", db="app")
+    psql(host, "SELECT pg_stat_statements_reset()", db="app")
+    _naive_traffic(host, authors)
+
+    with LoopbackTunnel(container, int(psql(host, "SHOW port"))) as pg_port, \
+            LoopbackTunnel(container, int(plan.services["django"]["CACHE_PORT"])) as redis_port:
+        dsn = f"host=127.0.0.1 port={pg_port} dbname=app user=app password={password}"
+        redis_url = f"redis://app:{cache_password}@127.0.0.1:{redis_port}/0"
+        try:
+            report = _stacktune_report(dsn, redis_url, tmp_path / "before.json", "--apply")
+
+            # The N+1 view: the recorder's per-view totals, read from Redis by the report.
+            n_plus_one = {f["objects"]["sql"]: f for f in _findings(report, "n_plus_one")}
+            author_sql = next(sql for sql in n_plus_one if 'FROM "publishing_author"' in sql)
+            assert n_plus_one[author_sql]["objects"]["view"] == "naive-articles"
+            assert n_plus_one[author_sql]["evidence"]["repeats_per_request"] == PAGE_SIZE
+            assert n_plus_one[author_sql]["evidence"]["max_queries_per_request"] == (
+                1 + 2 * PAGE_SIZE)
+
+            # The missing index, on the filtered column, tried with HypoPG and applied.
+            [index] = [f for f in _findings(report, "missing_index")
+                       if f["objects"]["table"] == "publishing_comment"]
+            assert index["objects"]["columns"] == ["author_name"]
+            assert index["objects"]["index"] == NAIVE_INDEX
+            assert index["fix"] == (f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {NAIVE_INDEX} "
+                                    "ON public.publishing_comment (author_name)")
+            assert index["evidence"]["cost_after"] < index["evidence"]["cost_before"] / 2
+            assert report["snapshot"]["missing_indexes"]["applied"] == [index["fix"]]
+
+            # The deep OFFSET page.
+            offsets = [f for f in _findings(report, "deep_offset")
+                       if f["objects"].get("table") == "publishing_article"]
+            assert len(offsets) == 1, _findings(report, "deep_offset")
+            assert offsets[0]["evidence"]["calls"] == ARCHIVE_REQUESTS
+            assert "OFFSET" in offsets[0]["objects"]["query"].upper()
+
+            queryids = index["objects"]["queryids"]
+            calls_before, mean_before = _statement_stats(host, queryids)
+            assert calls_before == COMMENTS_REQUESTS
+            assert psql(host, "SELECT indisvalid FROM pg_index WHERE indexrelid = "
+                        f"'public.{NAIVE_INDEX}'::regclass", db="app") == "t"
+
+            # The same traffic on the indexed table.
+            psql(host, "SELECT pg_stat_statements_reset()", db="app")
+            _naive_traffic(host, authors)
+            calls_after, mean_after = _statement_stats(host, queryids)
+            print(f"\nnaive filter on publishing_comment.author_name, mean per call "
+                  f"(pg_stat_statements, {calls_before} and {calls_after} calls): "
+                  f"{mean_before:.3f} ms before {NAIVE_INDEX}, {mean_after:.3f} ms after")
+            assert calls_after == COMMENTS_REQUESTS
+            assert mean_after < mean_before / 2
+
+            again = _stacktune_report(dsn, redis_url, tmp_path / "after.json")
+            assert not [f for f in _findings(again, "missing_index")
+                        if f["objects"]["table"] == "publishing_comment"]
+            assert "findings" in again["snapshot"]["missing_indexes"]
+        finally:
+            psql(host, f"DROP INDEX IF EXISTS {NAIVE_INDEX}", db="app")
