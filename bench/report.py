@@ -203,8 +203,8 @@ def fix_table(naive: Mapping) -> list[str]:
 
 
 def naive_tables(results: Mapping) -> list[str]:
-    """The naive pages before and after `stacktune report --apply`, each beside the app's
-    fixed page where the demo has one."""
+    """One before/after row per fix, then every naive page before and after `stacktune
+    report --apply` and each fixed variant."""
     naive = results.get("naive")
     if not naive:
         return []
