@@ -12,8 +12,11 @@ On the demo deployed with naive mode on (``django_settings_extra: {DEMO_NAIVE: t
 
 The report's other fixes for these pages are code changes (select_related /
 prefetch_related for the N+1, keyset pagination for the deep OFFSET): the phase cannot
-apply them; the config pairs a naive page with the app's own fixed page where the demo has
-one, measured the same way, side by side.
+apply them, so the demo serves each fixed variant beside its naive page (same rows; a
+config page of kind "fixed" names the naive page it ``fixes``), measured the same way.
+Before measuring, the phase checks over HTTP that each fixed variant returns the naive
+page's rows. ``fix_rows`` pairs one before and one after sample per fix: the naive page
+and its fixed variant, or the naive page before and after ``--apply``.
 
 Before the report, pg_stat_statements is reset and each naive page gets a short burst of
 traffic, so that the report reads all three patterns. The report runs in the container,
@@ -31,6 +34,7 @@ import re
 import shlex
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -173,8 +177,26 @@ def _findings(report: Mapping) -> list[dict]:
     return [{k: f.get(k) for k in ("kind", "severity", "title", "fix")} for f in findings]
 
 
+ARCHIVE_KEY = re.compile(r"\{archive_key:(\d+)\}")
+# The naive archive's order and page size (demo/publishing/views.py: ARCHIVE_ORDER,
+# NAIVE_ARCHIVE_PAGE_SIZE).
+ARCHIVE_KEY_SQL = ("SELECT word_count || ',' || id FROM publishing_article "
+                   "ORDER BY word_count DESC, id DESC OFFSET {offset} LIMIT 1")
+ARCHIVE_PAGE_SIZE = 20
+
+
+def archive_key_offset(page: int, page_size: int = ARCHIVE_PAGE_SIZE) -> int:
+    """The row whose key ``?after=`` takes to serve OFFSET page ``page``: the last row of
+    the page before it (keyset pages start after the key)."""
+    if page < 2:
+        raise ValueError("{archive_key:N} needs N >= 2: page 1 has no key before it")
+    return (page - 1) * page_size - 1
+
+
 def resolve_paths(cfg: Mapping) -> list[dict]:
-    """Pages whose path needs the data: ``{author}`` becomes a real commenter's name."""
+    """Pages whose path needs the data: ``{author}`` becomes a real commenter's name,
+    ``{archive_key:N}`` the sort key (word_count,id) that starts the keyset archive at
+    OFFSET page N."""
     pages = []
     author = None
     for page in cfg["pages"]:
@@ -186,8 +208,27 @@ def resolve_paths(cfg: Mapping) -> list[dict]:
                               "SELECT author_name FROM publishing_comment GROUP BY 1 "
                               "ORDER BY count(*) DESC LIMIT 1")
             path = path.replace("{author}", quote(author))
+        for match in ARCHIVE_KEY.finditer(path):
+            offset = archive_key_offset(int(match.group(1)))
+            key = psql(cfg["container"], cfg["database"], ARCHIVE_KEY_SQL.format(offset=offset))
+            path = path.replace(match.group(0), key)
         pages.append({**page, "path": path})
     return pages
+
+
+def _rows(cfg: Mapping, path: str) -> list:
+    request = urllib.request.Request(cfg["base_url"].rstrip("/") + path,
+                                     headers=dict(cfg.get("headers") or {}))
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())["results"]
+
+
+def same_content(cfg: Mapping, pages: list[dict],
+                 fetch: Callable[[Mapping, str], list] = _rows) -> dict[str, bool]:
+    """For each fixed variant: does it return its naive page's rows, in the same order?"""
+    by_name = {p["name"]: p for p in pages}
+    return {page["name"]: fetch(cfg, page["path"]) == fetch(cfg, by_name[page["fixes"]]["path"])
+            for page in pages if page.get("kind") == "fixed" and page.get("fixes") in by_name}
 
 
 def run_naive_phase(config: Mapping, *, out: Path, say: Callable[[str], None] = print,
@@ -203,11 +244,16 @@ def run_naive_phase(config: Mapping, *, out: Path, say: Callable[[str], None] = 
     pages = resolve_paths(cfg)
     naive_pages = [p for p in pages if p.get("kind", "naive") == "naive"]
     result: dict = {"pages": pages, "samples": [], "notes": cfg.get("notes", []),
-                    "finding_kinds": cfg.get("finding_kinds", [])}
+                    "finding_kinds": cfg.get("finding_kinds", []),
+                    "load_average_start": Path("/proc/loadavg").read_text().split()[:3]}
     # A rerun on the same container: drop what an earlier --apply created, so that
     # "before" is the naive schema.
     for statement in cfg.get("before", []):
         psql(cfg["container"], cfg["database"], statement)
+    result["same_content"] = same_content(cfg, pages)
+    for name, same in result["same_content"].items():
+        say(f"[naive] {name}: {'the same rows as' if same else 'NOT the same rows as'} "
+            "its naive page")
     result["samples"] += measure_pages(cfg, pages, stage="before", say=say)
     report_traffic(cfg, naive_pages, say=say)
     install_cli(cfg["container"])
@@ -226,6 +272,7 @@ def run_naive_phase(config: Mapping, *, out: Path, say: Callable[[str], None] = 
         say(f"    applied: {fix}")
     result["samples"] += measure_pages(cfg, naive_pages, stage="after", say=say)
     result["wall_time"] = human(time.monotonic() - started)
+    result["load_average_end"] = Path("/proc/loadavg").read_text().split()[:3]
     return result
 
 
@@ -239,3 +286,27 @@ def summary_rows(result: Mapping) -> list[dict]:
         rows.append({"page": page, "before": before, "after": after})
     return rows
 
+
+
+def fix_rows(result: Mapping) -> list[dict]:
+    """One before/after pair per fix: a naive page with ``fixed_by: index`` before and
+    after ``--apply``; one with ``fixed_by: code`` beside the fixed variant that names it
+    in ``fixes`` (measured in the same stage)."""
+    by = {(s["stage"], s["page"]): s for s in result.get("samples", [])}
+    pages = result.get("pages", [])
+    rows = []
+    for page in pages:
+        if page.get("kind", "naive") != "naive" or not page.get("fixed_by"):
+            continue
+        before = by.get(("before", page["name"]))
+        if page["fixed_by"] == "index":
+            after_page, after = page, by.get(("after", page["name"]))
+        else:
+            after_page = next((p for p in pages if p.get("fixes") == page["name"]), None)
+            after = by.get(("before", after_page["name"])) if after_page else None
+        rows.append({"page": page, "fix": page.get("fix") or page["fixed_by"],
+                     "before": before, "after_page": after_page, "after": after,
+                     "same_content": (result.get("same_content") or {}).get(
+                         after_page["name"]) if after_page is not page and after_page
+                     else None})
+    return rows

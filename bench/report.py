@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.kit import STEPS, TITLES
+from bench.naive import fix_rows
 from bench.stats import ratio, ratio_text, spread_text, summarize, total
 
 COLORS = {"default": "#9e9e9e", "pgtune": "#4c72b0", "stacktune": "#dd8452"}
@@ -157,9 +158,53 @@ def http_tables(results: Mapping) -> list[str]:
     return lines
 
 
+def _before_after(before: Mapping | None, after: Mapping | None, key: str,
+                  digits: int) -> str:
+    def one(sample):
+        return _fmt(sample.get(key) if sample else None, digits)
+    return f"{one(before)} → {one(after)}"
+
+
+def fix_table(naive: Mapping) -> list[str]:
+    """One row per fix the report names: the naive page before, its fix after."""
+    rows = []
+    for row in fix_rows(naive):
+        before, after, page, after_page = row["before"], row["after"], row["page"], \
+            row["after_page"]
+        if row["page"]["fixed_by"] == "index":
+            variants = f"`{page['path']}` before → after --apply"
+        else:
+            same = {True: "same rows", False: "NOT the same rows", None: "rows not compared"}[
+                row["same_content"]]
+            variants = (f"`{page['path']}` → `{after_page['path']}` ({same})" if after_page
+                        else f"`{page['path']}` → no fixed variant")
+        rows.append([f"{page['name']}: {row['fix']}", variants,
+                     _before_after(before, after, "requests_per_s", 1),
+                     _before_after(before, after, "p50_ms", 2),
+                     _before_after(before, after, "p99_ms", 2),
+                     _before_after(before, after, "errors", 0),
+                     _before_after(before, after, "statements_per_request", 1),
+                     _before_after(before, after, "db_ms_per_request", 3),
+                     _before_after(before, after, "top_mean_ms", 3)])
+    if not rows:
+        return []
+    lines = ["", "### Each fix, before → after", "",
+             "Before: the naive page; after: its fixed variant in the demo (same rows, "
+             "measured in the same stage), or the same page after `stacktune report "
+             "--apply` for an index.", ""]
+    lines += _table(["fix", "pages", "req/s", "p50 ms", "p99 ms", "errors",
+                     "statements / request", "DB ms / request",
+                     "heaviest statement: mean ms"], rows, "llrrrrrrr")
+    start = " ".join(naive.get("load_average_start") or [])
+    end = " ".join(naive.get("load_average_end") or [])
+    if start or end:
+        lines += ["", f"Load average during this phase: {start or '?'} → {end or '?'}."]
+    return lines
+
+
 def naive_tables(results: Mapping) -> list[str]:
-    """The naive pages before and after `stacktune report --apply`, each beside the app's
-    fixed page where the demo has one."""
+    """One before/after row per fix, then every naive page before and after `stacktune
+    report --apply` and each fixed variant."""
     naive = results.get("naive")
     if not naive:
         return []
@@ -167,7 +212,7 @@ def naive_tables(results: Mapping) -> list[str]:
     rows = []
     for page in naive.get("pages", []):
         stages = (("before", "naive, before"), ("after", "naive, after --apply")) \
-            if page.get("kind", "naive") == "naive" else (("before", "fixed page (code)"),)
+            if page.get("kind", "naive") == "naive" else (("before", "fixed variant (code)"),)
         for stage, label in stages:
             s = by.get((stage, page["name"]))
             if not s:
@@ -179,7 +224,9 @@ def naive_tables(results: Mapping) -> list[str]:
                          _fmt(s["p99_ms"], 2), str(s["errors"]),
                          _fmt(s.get("statements_per_request"), 1),
                          _fmt(s.get("db_ms_per_request"), 3), top])
-    lines = ["", "## The demo's naive mode, before and after the report's advice", ""]
+    lines = ["", "## The demo's naive mode, before and after the report's advice"]
+    lines += fix_table(naive)
+    lines += ["", "### Every page measured", ""]
     lines += _table(["page", "variant", "req/s", "p50 ms", "p99 ms", "errors",
                      "statements / request", "DB ms / request",
                      "heaviest statement: mean ms"], rows, "llrrrrrrr")

@@ -49,7 +49,12 @@ def test_naive_config_pages_and_recorder_rates():
     pages = load("naive.json", {})["pages"]
     assert [p["path"] for p in pages if p.get("kind", "naive") == "naive"] == [
         "/naive/articles/", "/naive/comments/?author={author}", "/naive/archive/?page=450"]
-    assert [p["path"] for p in pages if p.get("kind") == "fixed"] == ["/?page=1"]
+    fixed = {p["fixes"]: p["path"] for p in pages if p.get("kind") == "fixed"}
+    assert fixed == {"N+1": "/naive/articles/fixed/",
+                     "deep OFFSET": "/naive/archive/keyset/?after={archive_key:450}"}
+    # Every fix the report names has its after: a fixed variant, or the index.
+    assert {p["name"]: p["fixed_by"] for p in pages if p.get("fixed_by")} == {
+        "N+1": "code", "unindexed filter": "index", "deep OFFSET": "code"}
     rec = load("recorder.json", {})
     assert rec["rates"] == [0, 0.05, 1] and rec["rounds"] >= 3
 
@@ -151,11 +156,88 @@ def test_naive_table_before_after_and_fixed_page():
         "| 1.0 | 7.490 | 7.490 (100 calls) |" in md
     assert "| filter `/naive/comments/?author=A` | naive, after --apply | 400.0 |" in md
     assert "0.018 (100 calls) |" in md
-    assert "| fixed list `/` | fixed page (code) | 300.0 |" in md
+    assert "| fixed list `/` | fixed variant (code) | 300.0 |" in md
     assert "- `CREATE INDEX CONCURRENTLY x ON t (c)`" in md
     assert "- high: t.c needs an index — fix: CREATE INDEX ..." in md
     assert "cache_hit_ratio" not in md and "- z" not in md
     assert "- a note" in md
+
+
+def test_fix_table_one_before_after_row_per_fix():
+    result = {
+        "pages": [{"name": "N+1", "path": "/naive/articles/", "fixed_by": "code",
+                   "fix": "select_related"},
+                  {"name": "N+1, fixed", "path": "/naive/articles/fixed/", "kind": "fixed",
+                   "fixes": "N+1"},
+                  {"name": "filter", "path": "/naive/comments/?author=A", "fixed_by": "index",
+                   "fix": "index"},
+                  {"name": "OFFSET", "path": "/naive/archive/?page=450", "fixed_by": "code",
+                   "fix": "keyset"},
+                  {"name": "OFFSET, keyset", "path": "/naive/archive/keyset/?after=7,3",
+                   "kind": "fixed", "fixes": "OFFSET"}],
+        "samples": [sample("before", "N+1", 30.0, 0.04, 41.0),
+                    sample("before", "N+1, fixed", 90.0, 1.5, 2.0),
+                    sample("after", "N+1", 31.0, 0.04, 41.0),
+                    sample("before", "filter", 50.0, 7.49, 1.0),
+                    sample("after", "filter", 400.0, 0.018, 1.0),
+                    sample("before", "OFFSET", 40.0, 45.0, 1.0),
+                    sample("after", "OFFSET", 41.0, 44.0, 1.0),
+                    sample("before", "OFFSET, keyset", 120.0, 6.0, 1.0)],
+        "same_content": {"N+1, fixed": True, "OFFSET, keyset": False},
+        "load_average_start": ["1.00", "2.00", "3.00"], "load_average_end": ["4.00", "5", "6"]}
+    rows = naive.fix_rows(result)
+    assert [(r["page"]["name"], r["after_page"]["name"], r["after"]["stage"]) for r in rows] \
+        == [("N+1", "N+1, fixed", "before"), ("filter", "filter", "after"),
+            ("OFFSET", "OFFSET, keyset", "before")]
+    md = "\n".join(report.naive_tables({"naive": result}))
+    assert "| N+1: select_related | `/naive/articles/` → `/naive/articles/fixed/` (same rows) " \
+        "| 30.0 → 90.0 | 5.00 → 5.00 | 9.00 → 9.00 | 0 → 0 | 41.0 → 2.0 | 1.640 → 3.000 " \
+        "| 0.040 → 1.500 |" in md
+    assert "| filter: index | `/naive/comments/?author=A` before → after --apply | 50.0 → 400.0 " \
+        "|" in md and "| 7.490 → 0.018 |" in md
+    assert "| OFFSET: keyset | `/naive/archive/?page=450` → `/naive/archive/keyset/?after=7,3` " \
+        "(NOT the same rows) | 40.0 → 120.0 |" in md and "| 45.000 → 6.000 |" in md
+    assert "Load average during this phase: 1.00 2.00 3.00 → 4.00 5 6." in md
+    # The fix table comes before the table of every page measured.
+    assert md.index("### Each fix") < md.index("### Every page measured")
+
+
+def test_fix_table_without_a_fixed_variant_says_so():
+    result = {"pages": [{"name": "OFFSET", "path": "/a", "fixed_by": "code"}],
+              "samples": [sample("before", "OFFSET", 40.0, 45.0, 1.0)]}
+    md = "\n".join(report.naive_tables({"naive": result}))
+    assert "| OFFSET: code | `/a` → no fixed variant | 40.0 → - |" in md
+
+
+def test_keyset_key_for_an_offset_page_and_same_content_check():
+    # Page 450 of 20 starts at row 8980: ?after= takes row 8979, page 449's last.
+    assert naive.archive_key_offset(450) == 8979
+    assert naive.archive_key_offset(2) == 19
+    with pytest.raises(ValueError, match="N >= 2"):
+        naive.archive_key_offset(1)
+    queries = []
+
+    def fake_psql(container, database, sql):
+        queries.append(sql)
+        return "812,4411"
+
+    original = naive.psql
+    naive.psql = fake_psql
+    try:
+        pages = naive.resolve_paths({"container": "c", "database": "app", "pages": [
+            {"name": "k", "path": "/naive/archive/keyset/?after={archive_key:450}"}]})
+    finally:
+        naive.psql = original
+    assert pages[0]["path"] == "/naive/archive/keyset/?after=812,4411"
+    assert queries == ["SELECT word_count || ',' || id FROM publishing_article "
+                       "ORDER BY word_count DESC, id DESC OFFSET 8979 LIMIT 1"]
+    served = {"/n": [1, 2], "/f": [1, 2], "/o": [3, 4], "/k": [4, 3]}
+    pages = [{"name": "n", "path": "/n"}, {"name": "f", "path": "/f", "kind": "fixed",
+                                            "fixes": "n"},
+             {"name": "o", "path": "/o"}, {"name": "k", "path": "/k", "kind": "fixed",
+                                           "fixes": "o"}]
+    assert naive.same_content({}, pages, fetch=lambda cfg, path: served[path]) == \
+        {"f": True, "k": False}
 
 
 def test_markdown_of_a_run_without_pgbench_claims_no_pgbench_rounds():

@@ -511,6 +511,67 @@ def child_test_naive_archive_pages_with_an_unbounded_offset(https):
     assert [row["id"] for row in response.json()["results"]] == ordered[160:180]
 
 
+def child_test_fixed_articles_same_rows_in_two_queries_whatever_the_page_size(https):
+    from django.test import override_settings
+
+    with override_settings(DEMO_NAIVE=True):
+        naive, naive_queries = _get(https, "/naive/articles/")
+        fixed, fixed_queries = _get(https, "/naive/articles/fixed/")
+        original = views.PAGE_SIZE
+        views.PAGE_SIZE = 5
+        try:
+            with CaptureQueriesContext(connection) as captured:
+                small = https.get("/naive/articles/fixed/")
+        finally:
+            views.PAGE_SIZE = original
+    assert fixed.status_code == 200, fixed.content
+    assert fixed.json() == naive.json()
+    assert len(fixed.json()["results"]) == views.PAGE_SIZE
+    assert naive_queries == 1 + 2 * views.PAGE_SIZE
+    # The page with its authors joined, then the page's categories: 2, not 1 + 2 per row.
+    assert fixed_queries == 2
+    assert len(small.json()["results"]) == 5 and len(captured.captured_queries) == 2
+    sql = [query["sql"] for query in captured.captured_queries]
+    assert 'JOIN "publishing_author"' in sql[0]
+    assert '"publishing_article_categories"."article_id" IN' in sql[1]
+
+
+def child_test_fixed_articles_is_404_unless_naive_mode_is_on(https):
+    assert https.get("/naive/articles/fixed/").status_code == 404
+    assert https.get("/naive/archive/keyset/").status_code == 404
+
+
+def child_test_keyset_archive_same_rows_as_offset_pages_without_offset(https):
+    from django.test import override_settings
+
+    ordered = list(
+        Article.objects.order_by("-word_count", "-id").values_list("id", "word_count")
+    )
+    with override_settings(DEMO_NAIVE=True):
+        first = https.get("/naive/archive/keyset/")
+        assert first.status_code == 200, first.content
+        assert first.json()["results"] == https.get("/naive/archive/").json()["results"]
+        # Page 9 by the key of page 8's last row, as OFFSET 160 serves it.
+        last_id, last_words = ordered[159]
+        with CaptureQueriesContext(connection) as queries:
+            deep = https.get("/naive/archive/keyset/", {"after": f"{last_words},{last_id}"})
+        (query,) = queries.captured_queries
+        offset = https.get("/naive/archive/", {"page": "9"}).json()["results"]
+        assert https.get("/naive/archive/keyset/", {"after": "x"}).status_code == 404
+        # Following "next" from the first page walks the same pages as ?page=2, 3.
+        second = https.get(first.json()["next"])
+        third = https.get(second.json()["next"])
+        pages = [https.get("/naive/archive/", {"page": n}).json()["results"] for n in (2, 3)]
+    assert deep.status_code == 200, deep.content
+    assert deep.json()["results"] == offset
+    assert [row["id"] for row in offset] == [row_id for row_id, _ in ordered[160:180]]
+    assert "OFFSET" not in query["sql"].upper()
+    assert '"word_count" <' in query["sql"]
+    end_id, end_words = ordered[179]
+    assert deep.json()["next"] == f"/naive/archive/keyset/?after={end_words},{end_id}"
+    assert [second.json()["results"], third.json()["results"]] == pages
+
+
 def child_test_recorder_counts_queries_and_repeated_shapes_per_view(https):
     from django.test import override_settings
 

@@ -8,7 +8,9 @@ urlpatterns = [
     path("api/articles/", views.api_articles, name="api-articles"),
     # Naive mode (settings.DEMO_NAIVE): 404 unless it is on.
     path("naive/articles/", views.naive_articles, name="naive-articles"),
+    path("naive/articles/fixed/", views.fixed_articles, name="fixed-articles"),
     path("naive/comments/", views.naive_comments_by_author, name="naive-comments"),
     path("naive/archive/", views.naive_archive, name="naive-archive"),
+    path("naive/archive/keyset/", views.keyset_archive, name="keyset-archive"),
     path("healthz", views.healthz, name="healthz"),
 ]

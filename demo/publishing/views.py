@@ -11,7 +11,7 @@ sidebar comes from the cache.
 from django.conf import settings
 from django.core.cache import cache
 from django.core.paginator import InvalidPage, Paginator
-from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
@@ -161,6 +161,7 @@ def api_articles(request):
 # Served only when settings.DEMO_NAIVE is true (off by default; 404 otherwise).
 
 NAIVE_ARCHIVE_PAGE_SIZE = 20
+ARCHIVE_ORDER = ("-word_count", "-id")  # id breaks ties: a total order for keyset paging
 
 
 def _naive_mode_only():
@@ -168,19 +169,9 @@ def _naive_mode_only():
         raise Http404("naive mode is off (DEMO_NAIVE)")
 
 
-@require_safe
-def naive_articles(request):
-    """``/naive/articles/``: the latest articles with author and categories, N+1 style.
-
-    No select_related/prefetch_related: each row's ``article.author`` runs one query on
-    the author table and ``article.categories.all()`` one on the category join, so a
-    page of 20 costs 41 queries instead of 3.
-    """
-    _naive_mode_only()
-    articles = Article.objects.only("id", "title", "slug", "author_id", "published_at")[
-        :PAGE_SIZE
-    ]
-    results = [
+def _article_rows(articles):
+    """The rows of the naive article list and of its fixed variant (the same content)."""
+    return [
         {
             "title": article.title,
             "slug": article.slug,
@@ -189,7 +180,35 @@ def naive_articles(request):
         }
         for article in articles
     ]
-    return JsonResponse({"results": results})
+
+
+@require_safe
+def naive_articles(request):
+    """``/naive/articles/``: the latest articles with author and categories, N+1 style.
+
+    No select_related/prefetch_related: each row's ``article.author`` runs one query on
+    the author table and ``article.categories.all()`` one on the category join, so a
+    page of 20 costs 41 queries (``/naive/articles/fixed/`` costs 2).
+    """
+    _naive_mode_only()
+    articles = Article.objects.only("id", "title", "slug", "author_id", "published_at")[
+        :PAGE_SIZE
+    ]
+    return JsonResponse({"results": _article_rows(articles)})
+
+
+@require_safe
+def fixed_articles(request):
+    """``/naive/articles/fixed/``: the same rows with the report's fix for the N+1: the
+    author joined (select_related) and the page's categories read in one query
+    (prefetch_related), 2 queries whatever the page size."""
+    _naive_mode_only()
+    articles = (
+        Article.objects.select_related("author")
+        .prefetch_related("categories")
+        .only("id", "title", "slug", "author", "published_at", "author__name")[:PAGE_SIZE]
+    )
+    return JsonResponse({"results": _article_rows(articles)})
 
 
 @require_safe
@@ -214,10 +233,41 @@ def naive_archive(request):
     except ValueError:
         raise Http404("page must be a number") from None
     start = (page - 1) * NAIVE_ARCHIVE_PAGE_SIZE
-    rows = Article.objects.order_by("-word_count", "-id").values("id", "title", "word_count")[
+    rows = Article.objects.order_by(*ARCHIVE_ORDER).values("id", "title", "word_count")[
         start : start + NAIVE_ARCHIVE_PAGE_SIZE
     ]
     return JsonResponse({"page": page, "results": list(rows)})
+
+
+def _archive_key(value):
+    """``?after=WORD_COUNT,ID``: the sort key of the last row of the previous page."""
+    try:
+        word_count, article_id = (int(part) for part in value.split(","))
+    except ValueError:
+        raise Http404("after must be WORD_COUNT,ID (the last row's sort key)") from None
+    return word_count, article_id
+
+
+@require_safe
+def keyset_archive(request):
+    """``/naive/archive/keyset/?after=WORD_COUNT,ID``: the archive in the same order and
+    page size, paged by the last row's sort key instead of OFFSET, so a deep page reads
+    only the rows after the key. ``next`` carries the key of this page's last row."""
+    _naive_mode_only()
+    rows = Article.objects.order_by(*ARCHIVE_ORDER)
+    after = request.GET.get("after")
+    if after:
+        word_count, article_id = _archive_key(after)
+        # (word_count, id) < (key) in the descending order, spelled out for every backend.
+        rows = rows.filter(
+            Q(word_count__lt=word_count) | Q(word_count=word_count, id__lt=article_id)
+        )
+    results = list(rows.values("id", "title", "word_count")[:NAIVE_ARCHIVE_PAGE_SIZE])
+    next_url = None
+    if len(results) == NAIVE_ARCHIVE_PAGE_SIZE:
+        last = results[-1]
+        next_url = f"{reverse('keyset-archive')}?after={last['word_count']},{last['id']}"
+    return JsonResponse({"after": after, "next": next_url, "results": results})
 
 
 def healthz(request):
