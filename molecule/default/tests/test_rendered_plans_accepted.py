@@ -130,7 +130,8 @@ CHECKERS = {
     "pgbouncer.ini": "/usr/local/sbin/stacktune-pgbouncer-checkconf {file}",
     "redis.conf": "/usr/local/sbin/stacktune-redis-checkconf {file}",
     "gunicorn.conf.py": GUNICORN.replace("{conf}", "{file}"),
-    "nginx.conf": "nginx -t -q -c {file}",
+    # nginx reads a relative -c path from its prefix (/usr/share/nginx), not the directory.
+    "nginx.conf": 'nginx -t -q -c "$PWD"/{file}',
 }
 
 
