@@ -96,6 +96,28 @@ def http_get(host, url: str, headers: dict[str, str] | None = None) -> tuple[int
     return int(status), body
 
 
+
+# GETs from inside a container, one Python process for all of them; prints the statuses.
+_STATUSES_SOURCE = """
+import json, sys, urllib.request, urllib.error
+statuses = []
+for path in json.loads(sys.argv[2]):
+    request = urllib.request.Request(sys.argv[1] + path, headers={"X-Forwarded-Proto": "https"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+            statuses.append(response.status)
+    except urllib.error.HTTPError as error:
+        statuses.append(error.code)
+print(json.dumps(statuses))
+"""
+
+
+def get_statuses(host, base_url: str, paths: list[str]) -> list[int]:
+    """GET each path of base_url from inside the container, in order; their statuses."""
+    out = host.check_output("python3 -c %s %s %s", _STATUSES_SOURCE, base_url, json.dumps(paths))
+    return json.loads(out)
+
 # The container end of a forwarded TCP connection: its stdin and stdout to a loopback port.
 _PIPE_SOURCE = """
 import os, socket, sys, threading

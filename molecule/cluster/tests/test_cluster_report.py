@@ -13,7 +13,7 @@ import json
 import re
 
 import pytest
-from stacktune_testlib import extra_vars, psql, run_playbook
+from stacktune_testlib import extra_vars, get_statuses, psql, run_playbook
 
 DB = "stacktune-db"
 APPS = ("stacktune-app1", "stacktune-app2")
@@ -23,26 +23,8 @@ COMMENTS_REQUESTS = 15
 ARCHIVE_REQUESTS = 4
 FORMATS = ["md", "json", "html"]
 
-# GETs from inside an app host, one process for all of them; the statuses.
-TRAFFIC_SOURCE = """
-import json, sys, urllib.request, urllib.error
-statuses = []
-for path in json.loads(sys.argv[1]):
-    request = urllib.request.Request("http://127.0.0.1:8000" + path,
-                                     headers={"X-Forwarded-Proto": "https"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
-            statuses.append(response.status)
-    except urllib.error.HTTPError as error:
-        statuses.append(error.code)
-print(json.dumps(statuses))
-"""
-
-
 def _traffic(host, paths: list[str]) -> None:
-    out = host.check_output("python3 -c %s %s", TRAFFIC_SOURCE, json.dumps(paths))
-    assert json.loads(out) == [200] * len(paths)
+    assert get_statuses(host, "http://127.0.0.1:8000", paths) == [200] * len(paths)
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from stacktune_testlib import (
     REPO,
     LoopbackTunnel,
     extra_vars,
+    get_statuses,
     http_get,
     inventory_vars,
     psql,
@@ -186,29 +187,12 @@ ARCHIVE_REQUESTS = 8
 ARCHIVE_PAGE = 200  # OFFSET 3980: a deep page that still has rows
 NAIVE_INDEX = "publishing_comment_author_name_idx"
 
-# GETs from inside the container, one process for a whole phase; the statuses.
-TRAFFIC_SOURCE = """
-import json, sys, urllib.request, urllib.error
-statuses = []
-for path in json.loads(sys.argv[2]):
-    request = urllib.request.Request(sys.argv[1] + path, headers={"X-Forwarded-Proto": "https"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            response.read()
-            statuses.append(response.status)
-    except urllib.error.HTTPError as error:
-        statuses.append(error.code)
-print(json.dumps(statuses))
-"""
-
-
 def _naive_traffic(host, authors: list[str]) -> None:
     paths = (["/naive/articles/"] * ARTICLES_REQUESTS
              + [f"/naive/comments/?author={authors[i % len(authors)].replace(' ', '+')}"
                 for i in range(COMMENTS_REQUESTS)]
              + [f"/naive/archive/?page={ARCHIVE_PAGE}"] * ARCHIVE_REQUESTS)
-    out = host.check_output("python3 -c %s %s %s", TRAFFIC_SOURCE, APP_URL, json.dumps(paths))
-    assert json.loads(out) == [200] * len(paths)
+    assert get_statuses(host, APP_URL, paths) == [200] * len(paths)
 
 
 def _stacktune_report(dsn: str, redis_url: str, out: Path, *extra: str) -> dict:
