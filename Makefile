@@ -28,7 +28,7 @@ test: setup
 	scripts/test
 
 unit: setup
-	.venv/bin/pytest -q tests
+	.venv/bin/pytest -q -n auto tests
 
 lint: setup
 	scripts/lint
