@@ -32,6 +32,8 @@ SOCKET_SETTINGS = frozenset({
     "listen_addr", "listen_backlog", "listen_port", "so_reuseport", "unix_socket_dir",
     "unix_socket_group", "unix_socket_mode",
 })
+# Integers PgBouncer's users write in octal.
+OCTAL_SETTINGS = frozenset({"unix_socket_mode"})
 # -R exists in every PgBouncer Debian ships (1.18 in 12, 1.24 in 13); deprecated since
 # 1.20 in favour of so_reuseport rolling restarts, still present in 1.25.
 ONLINE_RESTART_SINCE = (1, 0)
@@ -75,7 +77,23 @@ def show_config_rows(show_config_lines: Iterable[str]) -> dict[str, tuple[str, s
     return rows
 
 
-def _same(wanted: str, live: str) -> bool:
+def _c_integer(text: str) -> int:
+    """An integer as PgBouncer's loader reads it (strtol base 0: 0777 is octal, 0x1f hex)."""
+    text = text.strip()
+    if text[:2].lower() == "0x":
+        return int(text, 16)
+    if len(text) > 1 and text.startswith("0"):
+        return int(text, 8)
+    return int(text)
+
+
+def _same(name: str, wanted: str, live: str) -> bool:
+    if name in OCTAL_SETTINGS:
+        # SHOW CONFIG prints the mode in decimal (511) and its default as written (0777).
+        try:
+            return _c_integer(wanted) == _c_integer(live)
+        except ValueError:
+            return wanted.strip() == live.strip()
     try:
         return float(wanted) == float(live)
     except ValueError:
@@ -94,8 +112,8 @@ def restart_only_changes(wanted: Mapping[str, object],
     without it) is left out: the throwaway checker already accepted the file.
     """
     rows = show_config_rows(show_config_lines)
-    return sorted(name for name, (value, default) in rows.items()
-                  if name in RESTART_ONLY and not _same(str(wanted.get(name, default)), value))
+    return sorted(name for name, (value, default) in rows.items() if name in RESTART_ONLY
+                  and not _same(name, str(wanted.get(name, default)), value))
 
 
 def decide_restart(wanted: Mapping[str, object], show_config_lines: Iterable[str],

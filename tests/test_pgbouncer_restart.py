@@ -21,6 +21,7 @@ LIVE = [
     "listen_port|6432|6432|no",
     "pkt_buf|4096|4096|no",
     "unix_socket_dir|/var/run/postgresql|/tmp|no",
+    "unix_socket_mode|511|0777|no",
     "pool_mode|transaction|session|yes",
     "default_pool_size|20|20|yes",
 ]
@@ -101,3 +102,11 @@ def test_package_versions(text, version):
 def test_a_version_that_is_not_one_is_an_error():
     with pytest.raises(PlanError, match="PgBouncer package version 'unknown'"):
         pgbouncer_version("unknown")
+
+
+def test_unix_socket_mode_compares_as_the_octal_number_pgbouncer_reads():
+    # SHOW CONFIG (1.18): the value in decimal, its default as written.
+    assert restart_only_changes(SAME, LIVE) == []
+    assert restart_only_changes({**SAME, "unix_socket_mode": "0777"}, LIVE) == []
+    assert restart_only_changes({**SAME, "unix_socket_mode": "0770"}, LIVE) == [
+        "unix_socket_mode"]
