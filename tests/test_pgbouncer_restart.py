@@ -110,3 +110,30 @@ def test_unix_socket_mode_compares_as_the_octal_number_pgbouncer_reads():
     assert restart_only_changes({**SAME, "unix_socket_mode": "0777"}, LIVE) == []
     assert restart_only_changes({**SAME, "unix_socket_mode": "0770"}, LIVE) == [
         "unix_socket_mode"]
+
+
+# SHOW CONFIG's restart-only rows of Debian 13's PgBouncer 1.24.1 running the file the role
+# writes (listen_addr, unix_socket_dir and pidfile set, the rest left at their defaults).
+DEBIAN_13_ROWS = """disable_pqexec|0|0|no
+job_name|pgbouncer|pgbouncer|no
+listen_addr|127.0.0.1||no
+listen_backlog|128|128|no
+listen_port|6432|6432|no
+pidfile|/var/run/postgresql/pgbouncer.pid||no
+pkt_buf|4096|4096|no
+resolv_conf|||no
+so_reuseport|0|0|no
+track_extra_parameters|IntervalStyle|IntervalStyle|no
+unix_socket_dir|/var/run/postgresql|/tmp|no
+unix_socket_group|||no
+unix_socket_mode|511|0777|no
+user|||no""".splitlines()
+
+
+def test_a_pgbouncer_running_the_roles_file_needs_no_restart():
+    wanted = {"listen_port": "6432", "listen_addr": "127.0.0.1",
+              "unix_socket_dir": "/var/run/postgresql",
+              "pidfile": "/var/run/postgresql/pgbouncer.pid", "pool_mode": "transaction"}
+    assert decide_restart(wanted, DEBIAN_13_ROWS, "1.24.1-1+deb13u2", True, True).method == RELOAD
+    assert decide_restart({**wanted, "pkt_buf": "8192"}, DEBIAN_13_ROWS, "1.24.1-1+deb13u2",
+                          True, False).method == ONLINE
