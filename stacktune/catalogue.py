@@ -220,6 +220,8 @@ CATALOGUE: dict[str, dict[str, Setting]] = {
         "log_connections": _choice("0", "1"),
         "log_disconnections": _choice("0", "1"),
         "stats_period": _int(1),
+        # Read only at start: a change goes live by an online restart (pgbouncer_allow_restart).
+        "pkt_buf": _int(1),
     },
     "redis": {
         "maxmemory": _redis_memory(),

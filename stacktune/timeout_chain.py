@@ -20,13 +20,16 @@ naming both settings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from stacktune.catalogue import nginx_seconds
 from stacktune.model import PlanError
 from stacktune.units import UnitError, parse_pg_duration
 
 Services = Mapping[str, Mapping[str, object]]
+# How Ansible's command module reports a command's start and end.
+COMMAND_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _pg_seconds(value: object) -> float:
@@ -133,6 +136,51 @@ def check_restart_pause(pause_seconds: object, bouncer: Mapping[str, object],
             f"would be dropped before it ends; lower {name} or raise "
             "pgbouncer.query_wait_timeout")
     return pause
+
+
+def command_seconds(delta: object) -> float:
+    """Seconds of a command module's ``delta`` ('H:MM:SS.ffffff', hours may exceed 23)."""
+    text = str(delta).strip()
+    try:
+        hours, minutes, seconds = text.split(":")
+        total = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        raise PlanError(f"command duration {delta!r}: expected H:MM:SS.ffffff") from None
+    if not total >= 0:
+        raise PlanError(f"command duration {delta!r}: expected H:MM:SS.ffffff")
+    return total
+
+
+def restart_time_left(pause_seconds: object, pause_deltas: Iterable[object]) -> int:
+    """Whole seconds a restart may take once every PgBouncer is paused (at least 1).
+
+    The pause budget counts from the PAUSE commands' start; the slowest PAUSE (it waits for
+    running transactions) used part of it. Rounded down, so the restart's timeout never
+    outlasts the budget; 1 s at least, because Ansible's task timeout 0 means none.
+    """
+    pause = _number(pause_seconds)
+    used = max((command_seconds(delta) for delta in pause_deltas), default=0.0)
+    return max(int(pause - used), 1)
+
+
+def held_seconds(pause_starts: Sequence[object], resume_starts: Sequence[object]) -> list[float]:
+    """How long each PgBouncer held its clients: its RESUME's start minus its PAUSE's start.
+
+    Both are a command module's ``start`` ('%Y-%m-%d %H:%M:%S.%f' on that host's clock), in
+    the same host order.
+    """
+    if len(pause_starts) != len(resume_starts):
+        raise PlanError(f"{len(pause_starts)} PAUSE and {len(resume_starts)} RESUME times: "
+                        "expected one of each per PgBouncer")
+    return [(_command_time(resume) - _command_time(pause)).total_seconds()
+            for pause, resume in zip(pause_starts, resume_starts, strict=True)]
+
+
+def _command_time(start: object) -> datetime:
+    try:
+        return datetime.strptime(str(start).strip(), COMMAND_TIME_FORMAT)
+    except ValueError:
+        raise PlanError(f"command start {start!r}: expected {COMMAND_TIME_FORMAT}") from None
 
 
 def _check_nginx(nginx: Mapping[str, object], gunicorn_timeout: float,

@@ -14,7 +14,13 @@ import pytest
 from stacktune.cli import main
 from stacktune.model import Host, HostProfile, PlanError, StackInputs, Storage
 from stacktune.plan import Plan, plan_stack
-from stacktune.timeout_chain import RESTART_PAUSE_MARGIN_SECONDS, check_restart_pause
+from stacktune.timeout_chain import (
+    RESTART_PAUSE_MARGIN_SECONDS,
+    check_restart_pause,
+    command_seconds,
+    held_seconds,
+    restart_time_left,
+)
 from stacktune.units import GiB
 
 ALL = ("postgresql", "pgbouncer", "redis", "gunicorn")
@@ -221,3 +227,33 @@ def test_an_overridden_query_wait_timeout_moves_the_bound():
     assert check_restart_pause(13, bouncer) == 13
     with pytest.raises(PlanError, match=r"\(14 s\)"):
         check_restart_pause(13.5, bouncer)
+
+
+# --- The PostgreSQL restart behind PAUSE: its timeout and the time held ---------------------------
+
+@pytest.mark.parametrize(("deltas", "left"), [
+    (["0:00:00.250000"], 8),
+    (["0:00:02.900000", "0:00:00.100000"], 6),
+    # Past a minute the minutes count (a regex keeping the seconds field said 9 - 2 = 7).
+    (["0:01:02.000000"], 1),
+    (["1:00:00.000000"], 1),
+    ([], 9),
+])
+def test_the_restart_gets_what_the_slowest_pause_left(deltas, left):
+    assert restart_time_left(9, deltas) == left
+
+
+def test_a_command_duration_counts_hours_minutes_and_seconds():
+    assert command_seconds("1:02:03.500000") == 3723.5
+    with pytest.raises(PlanError, match="command duration 'soon'"):
+        command_seconds("soon")
+
+
+def test_held_time_is_resume_start_minus_pause_start_per_bouncer():
+    pauses = ["2026-11-22 10:00:00.000000", "2026-11-22 10:00:59.500000"]
+    resumes = ["2026-11-22 10:00:03.250000", "2026-11-22 10:01:01.000000"]
+    assert held_seconds(pauses, resumes) == [3.25, 1.5]
+    with pytest.raises(PlanError, match="1 PAUSE and 2 RESUME times"):
+        held_seconds(pauses[:1], resumes)
+    with pytest.raises(PlanError, match="command start 'x'"):
+        held_seconds(["x"], resumes[:1])

@@ -118,6 +118,25 @@ def get_statuses(host, base_url: str, paths: list[str]) -> list[int]:
     out = host.check_output("python3 -c %s %s %s", _STATUSES_SOURCE, base_url, json.dumps(paths))
     return json.loads(out)
 
+# Code for the load generators that run inside a container (put after their imports of
+# time, urllib.error and urllib.request): one GET and its outcome - the HTTP status, or the
+# name of the exception when there was no response - with its start and end times.
+LOAD_TIMED_GET = r"""
+def timed_get(url, timeout, headers=None, context=None):
+    request = urllib.request.Request(url, headers=headers or {})
+    t0 = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            response.read()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except Exception as error:
+        status = type(error).__name__
+    return t0, time.monotonic(), status
+"""
+
+
 # The container end of a forwarded TCP connection: its stdin and stdout to a loopback port.
 _PIPE_SOURCE = """
 import os, socket, sys, threading

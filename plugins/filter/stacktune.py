@@ -54,6 +54,42 @@ def _restart_pause(pause_seconds: object, bouncer: dict,
         raise AnsibleFilterError(str(error)) from None
 
 
+def _engine_call(function, *args):
+    """The engine's answer, or its PlanError as a task error naming the fix."""
+    from ansible.errors import AnsibleFilterError
+
+    from stacktune.model import PlanError
+
+    try:
+        return function(*args)
+    except PlanError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
+def _restart_time_left(pause_seconds: object, pause_deltas: list) -> int:
+    """``pause | stacktune_restart_time_left(pause_results | map(attribute='delta'))``."""
+    from stacktune.timeout_chain import restart_time_left
+
+    return _engine_call(restart_time_left, pause_seconds, list(pause_deltas))
+
+
+def _held_seconds(pause_starts: list, resume_starts: list) -> list[float]:
+    """``pause_starts | stacktune_held_seconds(resume_starts)``: seconds each PgBouncer held."""
+    from stacktune.timeout_chain import held_seconds
+
+    return _engine_call(held_seconds, list(pause_starts), list(resume_starts))
+
+
+def _pgbouncer_restart(wanted: dict, show_config_lines: list, package_version: str,
+                       allow_restart: bool, allow_plain_restart: bool) -> dict:
+    """``new_file_values | stacktune_pgbouncer_restart(show_config, version, allow, plain)``."""
+    from stacktune.pgbouncer_restart import decide_restart
+
+    return _engine_call(decide_restart, plain(wanted), list(show_config_lines),
+                        str(package_version), bool(allow_restart),
+                        bool(allow_plain_restart)).as_dict()
+
+
 def _report(snapshot: dict, fmt: str = "md", plan: dict | None = None, source: str = "") -> str:
     """``snapshot | stacktune_report('html', plan)``: the rendered report, analysed here."""
     from stacktune.report.analyse import analyse
@@ -78,6 +114,9 @@ class FilterModule:
             "stacktune_host_address": _host_address,
             "stacktune_redis_changes": redis_config_changes,
             "stacktune_restart_pause": _restart_pause,
+            "stacktune_restart_time_left": _restart_time_left,
+            "stacktune_held_seconds": _held_seconds,
+            "stacktune_pgbouncer_restart": _pgbouncer_restart,
             "stacktune_redis_config_set": redis_config_set_line,
             "pg_quote": pg_quote,
             "py": py,

@@ -14,7 +14,7 @@ import json
 import time
 
 import pytest
-from stacktune_testlib import http_get, inventory_vars, psql
+from stacktune_testlib import LOAD_TIMED_GET, http_get, inventory_vars, psql
 
 from stacktune import pg_params
 
@@ -32,6 +32,7 @@ DATABASE_PATHS = ["/?page=2", "/?page=3"]
 # HTTP code or an exception's name), the action's and each background command's outcome.
 LOAD_SCRIPT = r"""
 import json, subprocess, sys, threading, time, urllib.error, urllib.request
+""" + LOAD_TIMED_GET + r"""
 cfg = json.loads(sys.argv[1])
 results, lock = [], threading.Lock()
 start = time.monotonic()
@@ -41,17 +42,8 @@ def worker(index):
     while time.monotonic() < stop:
         path = cfg["paths"][n % len(cfg["paths"])]
         n += 1
-        request = urllib.request.Request(cfg["base"] + path, headers={"X-Forwarded-Proto": "https"})
-        t0 = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, timeout=cfg["timeout"]) as response:
-                response.read()
-                status = response.status
-        except urllib.error.HTTPError as error:
-            status = error.code
-        except Exception as error:
-            status = type(error).__name__
-        t1 = time.monotonic()
+        t0, t1, status = timed_get(cfg["base"] + path, cfg["timeout"],
+                                   {"X-Forwarded-Proto": "https"})
         with lock:
             results.append([round(t0 - start, 3), round(t1 - start, 3), status])
         time.sleep(cfg["pause"])

@@ -6,9 +6,12 @@ inserted through PgBouncer with the app's credentials (each insert it saw commit
 recorded), and the postmaster's start time sampled through PgBouncer. The converge
 changes a setting that only a restart applies, with restarts allowed; then every
 request must have succeeded, every committed row must be in the table, the new value
-must be live and the server must have restarted exactly once. The module ends by
-converging the planned value again (another restart under load, the same checks), so
-the tests after it see the normal plan.
+must be live and the server must have restarted exactly once. The same converge
+changes a PgBouncer setting read only at start (pkt_buf), which must go live by an
+online restart (pgbouncer -R, two hand-overs: to a transient unit and back) that
+closes no client connection. The module ends by converging the planned values again
+(both restarts again, under load, the same checks), so the tests after it see the
+normal plan.
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ import json
 import time
 
 import pytest
-from stacktune_testlib import extra_vars, inventory_vars, psql, run_playbook, show
+from stacktune_testlib import (
+    LOAD_TIMED_GET,
+    extra_vars,
+    inventory_vars,
+    psql,
+    run_playbook,
+    show,
+)
 
 from stacktune.units import MiB, parse_redis_memory
 
@@ -34,7 +44,15 @@ LOAD_RESULT = "/run/stacktune-zerodt-load.json"
 READY_LINE = "database system is ready to accept connections"
 # The longest hold the planned chain allows (query_wait_timeout 10 s - 1 s): the role's
 # default is 8 s, and the scenario often runs on a machine shared with other work.
-RESTART = {"postgresql_allow_restart": True, "postgresql_restart_pause_timeout": 9}
+RESTART = {"postgresql_allow_restart": True, "postgresql_restart_pause_timeout": 9,
+           "pgbouncer_allow_restart": True}
+# Both tiers in one run: PostgreSQL's restart first, then PgBouncer's.
+PLAYBOOKS = ("playbooks/postgresql.yml", "playbooks/pgbouncer.yml")
+# A PgBouncer setting read only at start (not in the plan, so PgBouncer's default otherwise).
+PKT_BUF_DEFAULT, PKT_BUF_OTHER = "4096", "8192"
+PGBOUNCER_LOG = "/var/log/postgresql/pgbouncer.log"
+# The new process logs this once per hand-over, when the old one has exited.
+TAKEOVER_LINE = "old process killed, resuming work"
 
 # Runs inside the container until LOAD_STOP exists: HTTP workers, one writer (an insert
 # every few ms, autocommit, through PgBouncer; it reconnects after an error) and one
@@ -42,6 +60,7 @@ RESTART = {"postgresql_allow_restart": True, "postgresql_restart_pause_timeout":
 LOAD_SCRIPT = r"""
 import json, os, ssl, sys, threading, time, urllib.error, urllib.request
 import psycopg2
+""" + LOAD_TIMED_GET + r"""
 cfg = json.loads(sys.argv[1])
 tls = ssl._create_unverified_context()
 lock = threading.Lock()
@@ -54,18 +73,9 @@ def http_worker(index):
     while running():
         path = cfg["paths"][n % len(cfg["paths"])]
         n += 1
-        request = urllib.request.Request(cfg["url"] + path)
-        t0 = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, timeout=60, context=tls) as response:
-                response.read()
-                status = response.status
-        except urllib.error.HTTPError as error:
-            status = error.code
-        except Exception as error:
-            status = type(error).__name__
+        t0, t1, status = timed_get(cfg["url"] + path, 60, context=tls)
         with lock:
-            requests.append([round(t0 - begin, 2), round(time.monotonic() - t0, 3), path, status])
+            requests.append([round(t0 - begin, 2), round(t1 - t0, 3), path, status])
         time.sleep(0.02)
 def connect():
     connection = psycopg2.connect(cfg["dsn"])
@@ -157,12 +167,14 @@ def _version(host) -> int:
     return int(psql(host, "SHOW server_version_num")) // 10000
 
 
-def _converge_under_load(host, playbook: str, **variables: object) -> tuple[dict, str]:
-    """Run the playbook while the load runs; the load's record and the play's output."""
+def _converge_under_load(host, playbook: str | tuple[str, ...], **variables: object
+                         ) -> tuple[dict, str]:
+    """Run the playbook(s) while the load runs; the load's record and the play's output."""
+    first, *more = (playbook,) if isinstance(playbook, str) else playbook
     _start_load(host)
     try:
         time.sleep(3)
-        result = run_playbook(*extra_vars(**variables), playbook=playbook)
+        result = run_playbook(*more, *extra_vars(**variables), playbook=first)
         time.sleep(3)
     finally:
         run = _stop_load(host)
@@ -186,14 +198,30 @@ def probe_table(host):
     psql(host, f"DROP TABLE IF EXISTS {PROBE_TABLE}", db="app")
 
 
+def _pgbouncer_config(host, name: str) -> str:
+    password = inventory_vars()["pgbouncer_admin_password"]
+    rows = host.check_output(
+        "PGPASSWORD=%s psql -XAtq -h 127.0.0.1 -p 6432 -U stacktune_admin -d pgbouncer "
+        "-c 'SHOW CONFIG'", password).splitlines()
+    return next(row.split("|")[1] for row in rows if row.split("|")[0] == name)
+
+
+def _pgbouncer_state(host) -> tuple[str, int]:
+    """The unit's PgBouncer process and how many hand-overs its log has recorded."""
+    pid = host.check_output("systemctl show -p MainPID --value pgbouncer")
+    return pid, int(host.check_output("grep -c %s %s || true", TAKEOVER_LINE, PGBOUNCER_LOG)
+                    or 0)
+
+
 @pytest.fixture(scope="module")
-def shared_buffers_change(host, plan, probe_table):
-    """The planned value and a smaller one; the planned one is converged again at the end."""
+def restart_changes(host, plan, probe_table):
+    """The planned shared_buffers and a smaller one; the planned values come back at the end."""
     planned = plan.services["postgresql"]["shared_buffers"]
     other = "96MB" if planned != "96MB" else "64MB"
     yield planned, other
-    if show(host, "shared_buffers") != planned:
-        run_playbook(*extra_vars(**RESTART), playbook="playbooks/postgresql.yml")
+    if show(host, "shared_buffers") != planned or _pgbouncer_config(host, "pkt_buf") != \
+            PKT_BUF_DEFAULT:
+        run_playbook(PLAYBOOKS[1], *extra_vars(**RESTART), playbook=PLAYBOOKS[0])
 
 
 def _assert_one_restart_without_failures(host, run: dict, start_before: str,
@@ -210,30 +238,50 @@ def _assert_one_restart_without_failures(host, run: dict, start_before: str,
     assert run["starts"] == [start_before, start_after], stats
 
 
-def test_shared_buffers_change_restarts_postgresql_once_without_a_failed_request(
-        host, shared_buffers_change):
-    planned, other = shared_buffers_change
+def _assert_pgbouncer_restarted_online(host, before: tuple[str, int], output: str) -> None:
+    pid, handovers = _pgbouncer_state(host)
+    # A new process under the unit, after exactly two hand-overs (to the transient unit
+    # and back), and no other PgBouncer left running.
+    assert pid not in ("0", before[0]), (before, pid)
+    assert handovers - before[1] == 2, (before, handovers)
+    assert host.check_output("pgrep -c -x pgbouncer") == "1"
+    assert "TASK [stacktune.stacktune.pgbouncer : Hand PgBouncer's sockets to a transient unit" \
+        in output
+
+
+def test_shared_buffers_and_pkt_buf_changes_restart_each_once_without_a_failed_request(
+        host, restart_changes):
+    planned, other = restart_changes
     assert show(host, "shared_buffers") == planned
+    assert _pgbouncer_config(host, "pkt_buf") == PKT_BUF_DEFAULT
     start_before, ready_before = (psql(host, "SELECT pg_postmaster_start_time()::text"),
                                   _ready_lines(host))
+    bouncer_before = _pgbouncer_state(host)
     run, output = _converge_under_load(
-        host, "playbooks/postgresql.yml", **RESTART,
-        stacktune_overrides={"postgresql": {"shared_buffers": other}})
+        host, PLAYBOOKS, **RESTART,
+        stacktune_overrides={"postgresql": {"shared_buffers": other},
+                             "pgbouncer": {"pkt_buf": PKT_BUF_OTHER}})
     assert show(host, "shared_buffers") == other
+    assert _pgbouncer_config(host, "pkt_buf") == PKT_BUF_OTHER
     _assert_one_restart_without_failures(host, run, start_before, ready_before)
+    _assert_pgbouncer_restarted_online(host, bouncer_before, output)
     # The restart went through the pause: each PgBouncer was paused, then resumed.
     assert "TASK [stacktune.stacktune.postgresql : PAUSE each PgBouncer" in output
     assert "TASK [stacktune.stacktune.postgresql : RESUME each PgBouncer" in output
 
 
-def test_the_planned_shared_buffers_come_back_the_same_way(host, shared_buffers_change):
-    planned, other = shared_buffers_change
+def test_the_planned_values_come_back_the_same_way(host, restart_changes):
+    planned, other = restart_changes
     assert show(host, "shared_buffers") == other
     start_before, ready_before = (psql(host, "SELECT pg_postmaster_start_time()::text"),
                                   _ready_lines(host))
-    run, _ = _converge_under_load(host, "playbooks/postgresql.yml", **RESTART)
+    bouncer_before = _pgbouncer_state(host)
+    run, output = _converge_under_load(host, PLAYBOOKS, **RESTART)
     assert show(host, "shared_buffers") == planned
+    # The line left the file: PgBouncer is back on its default.
+    assert _pgbouncer_config(host, "pkt_buf") == PKT_BUF_DEFAULT
     _assert_one_restart_without_failures(host, run, start_before, ready_before)
+    _assert_pgbouncer_restarted_online(host, bouncer_before, output)
     assert psql(host, "SELECT count(*) FROM pg_settings WHERE pending_restart") == "0"
 
 
