@@ -74,6 +74,11 @@ def summarize_kit(samples: Sequence[Mapping]) -> dict:
         if mine:
             out[step] = {"seconds": summarize(s["seconds"] for s in mine),
                          "failures": sum(1 for s in mine if not s["ok"])}
+            for key in ("controller_cpu_s", "container_cpu_s"):
+                values = [s[key] for s in mine if s.get(key) is not None]
+                out[step][key] = summarize(values) if values else None
+            loads = [s[k] for s in mine for k in ("load1_start", "load1_end") if k in s]
+            out[step]["load1"] = [min(loads), max(loads)] if loads else None
     if "facts" in out:
         floor = out["facts"]["seconds"]["median"]
     for entry in out.values():
@@ -282,12 +287,20 @@ def kit_table(results: Mapping) -> list[str]:
         return []
     rows = []
     for step, e in summary.items():
+        cpu = [e.get(key) for key in ("controller_cpu_s", "container_cpu_s")]
+        load = e.get("load1")
         rows.append([TITLES[step], _fmt(e["seconds"]["median"]),
                      spread_text(e["seconds"], 1), _fmt(e["over_floor_s"]),
+                     *[_fmt(c["median"] if c else None) for c in cpu],
+                     "-" if not load else f"{load[0]:.1f}-{load[1]:.1f}",
                      str(e["failures"])])
-    table = _table(["step", "median s", "spread (min-max)", "over the floor (s)",
-                    "failed runs"], rows, "lrrrr")
-    return ["", "## The kit (wall time)", "", *table]
+    table = _table(["step", "median wall s", "spread (min-max)", "over the floor (s)",
+                    "controller CPU s", "container CPU s", "load average (1 min)",
+                    "failed runs"], rows, "lrrrrrrr")
+    return ["", "## The kit (wall time and CPU)", "",
+            "Wall time follows the machine's load; the CPU columns (the controller's "
+            "ansible-playbook and workers, the target container's cgroup) barely do.",
+            "", *table]
 
 
 def settings_table(results: Mapping) -> list[str]:

@@ -488,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
 
     kit_config = kit_mod.load_kit_config(a.kit_config) if a.kit_config else {}
     kit_rounds_cfg = kit_config.pop("rounds", None)
+    kit_container = kit_config.pop("container", None)
     commands = kit_mod.kit_commands(a.converge_cmd, a.idempotent_cmd, a.check_cmd,
                                     a.facts_cmd, a.reset_cmd, config=kit_config)
     def load(path: Path | None) -> dict | None:
@@ -539,7 +540,9 @@ def main(argv: list[str] | None = None) -> int:
         if commands:
             kit_rounds = a.kit_rounds or kit_rounds_cfg or (s.rounds if "reset" in commands
                                                             else 1)
-            results["kit"] = kit_mod.time_kit(commands, rounds=kit_rounds, say=progress.say)
+            container_cpu = kit_mod.container_cpu_reader(kit_container) if kit_container else None
+            results["kit"] = kit_mod.time_kit(commands, rounds=kit_rounds, say=progress.say,
+                                              container_cpu=container_cpu)
         if http_config:
             results["http"] = wrk.run_http_phase(http_config, rounds=a.http_rounds or s.rounds,
                                                  say=progress.say)

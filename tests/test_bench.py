@@ -363,6 +363,34 @@ def test_kit_timing_clock_callables_and_failures():
     assert summary["idempotent"]["failures"] == 1
 
 
+def test_kit_records_cpu_and_load_beside_wall_time():
+    """A busy machine stretches wall time: each step also says its CPU and the load."""
+    clock = iter([0.0, 90.0])
+    cpu = iter([3.0, 20.5])
+    in_container = iter([100.0, 117.25])
+    load = iter([9.5, 11.0])
+    samples = kit.time_kit({"idempotent": "true"}, clock=lambda: next(clock),
+                           cpu=lambda: next(cpu), container_cpu=lambda: next(in_container),
+                           load=lambda: next(load), say=lambda _: None)
+    assert samples[0]["seconds"] == 90.0
+    assert samples[0]["controller_cpu_s"] == 17.5
+    assert samples[0]["container_cpu_s"] == 17.25
+    assert (samples[0]["load1_start"], samples[0]["load1_end"]) == (9.5, 11.0)
+    # A real command's CPU is counted: a busy loop of about 0.3 s.
+    busy = kit.time_kit({"facts": f"{sys.executable} -c 'import time; t = time.process_time()\n"
+                                  "while time.process_time() - t < 0.3: pass'"},
+                        say=lambda _: None)[0]
+    assert busy["ok"] and busy["controller_cpu_s"] >= 0.25
+    assert busy["container_cpu_s"] is None
+    summary = report.summarize_kit(samples)["idempotent"]
+    assert summary["controller_cpu_s"]["median"] == 17.5
+    assert summary["container_cpu_s"]["median"] == 17.25
+    assert summary["load1"] == [9.5, 11.0]
+    md = "\n".join(report.kit_table({"summary": {"kit": report.summarize_kit(samples)}}))
+    assert ("| second converge (idempotent) | 90.0 | (1 round) | - | 17.5 | 17.2 | 9.5-11.0 | 0 |"
+            in md)
+
+
 def test_kit_config_file(tmp_path):
     path = tmp_path / "kit.json"
     path.write_text(json.dumps({"converge": "a", "facts": "b", "rounds": 2}))
@@ -371,7 +399,7 @@ def test_kit_config_file(tmp_path):
     with pytest.raises(ValueError):
         kit.load_kit_config(path)
     example = Path(kit.__file__).with_name("kit.json")
-    assert set(kit.load_kit_config(example)) >= {"converge", "check", "facts"}
+    assert set(kit.load_kit_config(example)) >= {"converge", "check", "facts", "container"}
 
 
 # --- report ---------------------------------------------------------------------------

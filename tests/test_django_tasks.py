@@ -58,3 +58,17 @@ def test_check_deploy_verdict_is_the_commands(tmp_path):
         def ids(text: str) -> list[str]:
             return sorted(word for word in text.split() if word.startswith("(security."))
         assert ids(command.stderr) and ids(command.stderr) == ids(result["check"])
+
+
+def test_data_command_runs_after_migrate_in_the_same_start(tmp_path):
+    """The demo's data loader runs in the role's one Django start: loads once, then says so."""
+    env = {**_demo_env(tmp_path, DJANGO_SECRET_KEY=_secret_key()),
+           "STACKTUNE_DJANGO_DATA_COMMAND": "load_demo_data"}
+    first = tasks(env, "migrate,data")
+    assert first["migrated"] is True
+    loaded = "Loaded 200 authors, 20 categories, 10000 articles"
+    assert first["data"].startswith(loaded), first["data"]
+    again = tasks(env, "migrate,data")
+    assert again["migrated"] is False
+    assert "already present (200 authors" in again["data"], again["data"]
+    assert tasks(env, "check")["data"] is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,21 @@ def test_groups_follow_stacktune_groups(inventory, tmp_path, full_plan):
     assert sorted(dump["groups"]["stacktune_gunicorn"]) == ["app1", "app2"]
     assert dump["groups"]["stacktune_postgresql"] == ["db1"]
     assert dump["plan"] == full_plan["plan"]
+
+
+def test_site_plans_once(inventory):
+    """site.yml imports the plan play once per tier: only the first runs its tasks."""
+    # No tier play has this tag; the plan plays are tagged always.
+    result = ansible_playbook(inventory, ROOT / "site.yml", "--tags", "no-such-tag")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    out = result.stdout
+    plays = out.count("PLAY [Inspect every host and plan the stack]")
+    assert plays == 7, out[-3000:]
+    assert out.count("TASK [Gather the facts of every host (once per run)]") == 1, out[-3000:]
+    skipped = re.findall(r"PLAY \[Inspect every host and plan the stack\] \**\n"
+                         r"skipping: no hosts matched", out)
+    assert len(skipped) == plays - 1, out[-3000:]
+    assert "stacktune_planned" not in result.stderr
 
 
 def test_unreachable_host_outside_the_limit_refuses_the_run(inventory, tmp_path):
