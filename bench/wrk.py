@@ -150,7 +150,8 @@ def run_wrk(url: str, *, duration: int = 30, connections: int = 32, threads: int
 
 def run_http_phase(config: Mapping, *, rounds: int, say: Callable[[str], None] = print,
                    runner: Callable[..., dict] = run_wrk,
-                   shell: Callable[[str], None] | None = None) -> list[dict]:
+                   shell: Callable[[str], None] | None = None,
+                   samples: list[dict] | None = None) -> list[dict]:
     """Interleaved wrk runs over the stacks and endpoints of ``config``.
 
     ``config`` (JSON, see bench/http.json)::
@@ -167,6 +168,8 @@ def run_http_phase(config: Mapping, *, rounds: int, say: Callable[[str], None] =
     each endpoint a warm-up run (discarded) and a measured run; then
     ``teardown``. A stack without ``setup`` runs on what the stack before it
     deployed (the same deployment reached another way, e.g. past nginx).
+    Samples are appended to ``samples`` (a new list by default) as they come, so
+    a caller that passes its own keeps the runs done before a failed setup.
     """
     run_shell = shell or _shell
     stacks: Sequence[Mapping] = config["stacks"]
@@ -176,7 +179,7 @@ def run_http_phase(config: Mapping, *, rounds: int, say: Callable[[str], None] =
     warmup = int(config.get("warmup", 5))
     connections = int(config.get("connections", 32))
     threads = int(config.get("threads", 2))
-    samples: list[dict] = []
+    samples = [] if samples is None else samples
     total = rounds * len(stacks) * len(endpoints)
     done = 0
     for rnd in range(1, rounds + 1):

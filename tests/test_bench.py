@@ -306,6 +306,24 @@ def test_http_phase_headers_per_stack_else_config_else_none():
     assert [h for _, h in seen] == [{"X-Forwarded-Proto": "https"}, {"Host": "x"}]
 
 
+def test_http_phase_keeps_the_runs_before_a_failed_setup():
+    def runner(url, **_):
+        return {"requests_per_s": 1.0, "errors": 0}
+
+    def shell(command):
+        if command == "up b":
+            raise subprocess.CalledProcessError(2, command)
+
+    config = {"stacks": [{"name": "a", "base_url": "http://a", "setup": "up a"},
+                         {"name": "b", "base_url": "http://b", "setup": "up b"}],
+              "endpoints": [{"name": "list", "path": "/"}], "duration": 1, "warmup": 0}
+    kept: list[dict] = []
+    with pytest.raises(subprocess.CalledProcessError):
+        wrk.run_http_phase(config, rounds=2, say=lambda _: None, runner=runner, shell=shell,
+                           samples=kept)
+    assert [(s["round"], s["stack"]) for s in kept] == [(1, "a")]
+
+
 def test_http_config_loads_both_stacks_through_nginx():
     config = naive.expand(json.loads((ROOT / "bench" / "http.json").read_text()),
                           {"STACKTUNE_DEMO_HTTPS_PORT": "8543", "STACKTUNE_DEMO_PORT": "8100"})
