@@ -544,8 +544,10 @@ def main(argv: list[str] | None = None) -> int:
             results["kit"] = kit_mod.time_kit(commands, rounds=kit_rounds, say=progress.say,
                                               container_cpu=container_cpu)
         if http_config:
-            results["http"] = wrk.run_http_phase(http_config, rounds=a.http_rounds or s.rounds,
-                                                 say=progress.say)
+            # Filled run by run: a setup that fails in a later round keeps the earlier runs.
+            results["http"] = []
+            wrk.run_http_phase(http_config, rounds=a.http_rounds or s.rounds, say=progress.say,
+                               samples=results["http"])
         if naive_config:
             results["naive"] = naive.run_naive_phase(naive_config, out=out, say=progress.say)
         if recorder_config:

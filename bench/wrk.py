@@ -6,14 +6,20 @@ the number of responses outside 2xx (wrk's own "Non-2xx or 3xx responses"
 only counts status >= 400). The parser reads that block when present and
 falls back on wrk's text report otherwise.
 
+Headers: a URL on https reaches nginx, which sets X-Forwarded-Proto itself (and
+replaces a client's); a URL on http reaches Gunicorn directly, whose demo trusts the
+machine as its proxy, so wrk sends ``X-Forwarded-Proto: https`` to stand in for TLS
+(Django's SECURE_SSL_REDIRECT would answer 301 otherwise). wrk does the TLS
+handshake itself and verifies no certificate: the demo's is self-signed.
+
 Errors of a run = responses outside 2xx + socket errors (connect, read,
 write, timeout). A wrk that could not run at all (e.g. "unable to connect")
 is a sample with 0 requests/s and ``failed`` set.
 
 Usable alone against any URL:
 
-    .venv/bin/python -m bench.wrk http://127.0.0.1:8000/ -d 10 -c 16 \\
-        -H 'X-Forwarded-Proto: https'
+    .venv/bin/python -m bench.wrk https://127.0.0.1:8443/ -d 10 -c 16
+    .venv/bin/python -m bench.wrk http://127.0.0.1:8000/ -d 10 -c 16   # Gunicorn, past nginx
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from pathlib import Path
 from bench.progress import human
 
 LUA_SCRIPT = Path(__file__).with_name("wrk_report.lua")
+# For plain-HTTP URLs only (Gunicorn past nginx): see default_headers().
 DEFAULT_HEADERS = {"X-Forwarded-Proto": "https"}
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
@@ -106,12 +113,18 @@ def parse_wrk(text: str) -> dict:
     return out
 
 
+def default_headers(url: str) -> dict[str, str]:
+    """The headers a run sends when its config names none: X-Forwarded-Proto for http
+    URLs (the stand-in for the TLS proxy), none for https URLs (nginx sets it)."""
+    return {} if url.lower().startswith("https://") else dict(DEFAULT_HEADERS)
+
+
 def wrk_args(url: str, *, duration: int = 30, connections: int = 32, threads: int = 2,
              headers: Mapping[str, str] | None = None, timeout: int = 10,
              wrk: str = "wrk") -> list[str]:
     args = [wrk, "-t", str(threads), "-c", str(max(connections, threads)), "-d", f"{duration}s",
             "--timeout", f"{timeout}s", "--latency", "-s", str(LUA_SCRIPT)]
-    for name, value in (DEFAULT_HEADERS if headers is None else headers).items():
+    for name, value in (default_headers(url) if headers is None else headers).items():
         args += ["-H", f"{name}: {value}"]
     args.append(url)
     return args
@@ -137,35 +150,43 @@ def run_wrk(url: str, *, duration: int = 30, connections: int = 32, threads: int
 
 def run_http_phase(config: Mapping, *, rounds: int, say: Callable[[str], None] = print,
                    runner: Callable[..., dict] = run_wrk,
-                   shell: Callable[[str], None] | None = None) -> list[dict]:
+                   shell: Callable[[str], None] | None = None,
+                   samples: list[dict] | None = None) -> list[dict]:
     """Interleaved wrk runs over the stacks and endpoints of ``config``.
 
     ``config`` (JSON, see bench/http.json)::
 
-        {"stacks": [{"name": "default", "base_url": "http://127.0.0.1:8001",
-                     "setup": "shell command (optional)", "teardown": "..."}, ...],
+        {"stacks": [{"name": "default", "base_url": "https://127.0.0.1:8443",
+                     "setup": "shell command (optional)", "teardown": "...",
+                     "headers": {"Name": "value"}}, ...],
          "endpoints": [{"name": "list", "path": "/items/"}, ...],
-         "headers": {"X-Forwarded-Proto": "https"},
+         "headers": {"Name": "value"},
          "duration": 30, "warmup": 5, "connections": 32, "threads": 2}
 
-    For each round, each stack: run its ``setup`` (untimed), then for each
-    endpoint a warm-up run (discarded) and a measured run; then ``teardown``.
+    ``headers``: a stack's own, else the config's, else default_headers() of
+    each URL. For each round, each stack: run its ``setup`` (untimed), then for
+    each endpoint a warm-up run (discarded) and a measured run; then
+    ``teardown``. A stack without ``setup`` runs on what the stack before it
+    deployed (the same deployment reached another way, e.g. past nginx).
+    Samples are appended to ``samples`` (a new list by default) as they come, so
+    a caller that passes its own keeps the runs done before a failed setup.
     """
     run_shell = shell or _shell
     stacks: Sequence[Mapping] = config["stacks"]
     endpoints: Sequence[Mapping] = config["endpoints"]
-    headers = config.get("headers", DEFAULT_HEADERS)
+    config_headers = config.get("headers")
     duration = int(config.get("duration", 30))
     warmup = int(config.get("warmup", 5))
     connections = int(config.get("connections", 32))
     threads = int(config.get("threads", 2))
-    samples: list[dict] = []
+    samples = [] if samples is None else samples
     total = rounds * len(stacks) * len(endpoints)
     done = 0
     for rnd in range(1, rounds + 1):
         for stack in stacks:
             if stack.get("setup"):
                 run_shell(stack["setup"])
+            headers = stack.get("headers", config_headers)
             try:
                 for endpoint in endpoints:
                     done += 1
@@ -198,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-c", "--connections", type=int, default=16)
     parser.add_argument("-t", "--threads", type=int, default=2)
     parser.add_argument("-H", "--header", action="append", default=None,
-                        help="'Name: value' (default: X-Forwarded-Proto: https)")
+                        help="'Name: value' (default: X-Forwarded-Proto: https for an http "
+                        "URL, none for https)")
     args = parser.parse_args(argv)
     headers = None
     if args.header is not None:

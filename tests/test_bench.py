@@ -6,6 +6,8 @@ import http.server
 import io
 import json
 import shutil
+import ssl
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -16,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # bench/ is a folder of the checkout, not an installed package
     sys.path.insert(0, str(ROOT))
 
-from bench import kit, report, wrk  # noqa: E402
+from bench import kit, naive, report, wrk  # noqa: E402
 from bench.pgbench import Workload, known_settings, parse_pgbench, pgbench_args, render_conf  # noqa: E402
 from bench.progress import Progress, human  # noqa: E402
 from bench.run import FULL, QUICK, build_workloads, make_settings, parse_args, pgbouncer_ini  # noqa: E402
@@ -236,6 +238,110 @@ def test_run_wrk_for_real_against_a_local_server():
     assert ok["p95_ms"] is not None and ok["requests_per_s"] > 0
     assert bad["non2xx"] == bad["requests"] > 0 and bad["errors"] >= bad["non2xx"]
     assert set(seen) == {"https"}
+
+
+def test_run_wrk_over_tls_to_a_self_signed_server_sends_no_forwarded_proto(tmp_path):
+    """wrk does the TLS (no certificate check); behind TLS the proxy sets the scheme."""
+    if shutil.which("wrk") is None or shutil.which("openssl") is None:
+        pytest.skip("wrk or openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as wrk expects
+
+        def do_GET(self):
+            seen.append(self.headers.get("X-Forwarded-Proto"))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sample = wrk.run_wrk(f"https://127.0.0.1:{server.server_address[1]}/api/",
+                             duration=1, connections=2, threads=1)
+    finally:
+        server.shutdown()
+    assert not sample["failed"] and sample["requests"] > 0 and sample["errors"] == 0
+    assert seen and set(seen) == {None}
+
+
+def test_wrk_args_send_no_forwarded_proto_to_https():
+    args = wrk.wrk_args("https://127.0.0.1:8443/items/", duration=10, connections=16)
+    assert "-H" not in args and args[-1] == "https://127.0.0.1:8443/items/"
+    assert wrk.default_headers("HTTPS://host/") == {}
+    assert wrk.default_headers("http://host/") == {"X-Forwarded-Proto": "https"}
+    # Headers a config names are sent whatever the scheme.
+    args = wrk.wrk_args("https://h/", headers={"Host": "localhost"})
+    assert args[args.index("-H") + 1] == "Host: localhost"
+
+
+def test_http_phase_headers_per_stack_else_config_else_none():
+    seen = []
+
+    def runner(url, *, headers, **_):
+        seen.append((url, headers))
+        return {"requests_per_s": 1.0, "errors": 0}
+
+    config = {"stacks": [{"name": "direct", "base_url": "http://a",
+                          "headers": {"X-Forwarded-Proto": "https"}},
+                         {"name": "nginx", "base_url": "https://a"}],
+              "endpoints": [{"name": "list", "path": "/"}], "duration": 1, "warmup": 0}
+    wrk.run_http_phase(config, rounds=1, say=lambda _: None, runner=runner, shell=print)
+    assert seen == [("http://a/", {"X-Forwarded-Proto": "https"}), ("https://a/", None)]
+    seen.clear()
+    wrk.run_http_phase({**config, "headers": {"Host": "x"}}, rounds=1, say=lambda _: None,
+                       runner=runner, shell=print)
+    assert [h for _, h in seen] == [{"X-Forwarded-Proto": "https"}, {"Host": "x"}]
+
+
+def test_http_phase_keeps_the_runs_before_a_failed_setup():
+    def runner(url, **_):
+        return {"requests_per_s": 1.0, "errors": 0}
+
+    def shell(command):
+        if command == "up b":
+            raise subprocess.CalledProcessError(2, command)
+
+    config = {"stacks": [{"name": "a", "base_url": "http://a", "setup": "up a"},
+                         {"name": "b", "base_url": "http://b", "setup": "up b"}],
+              "endpoints": [{"name": "list", "path": "/"}], "duration": 1, "warmup": 0}
+    kept: list[dict] = []
+    with pytest.raises(subprocess.CalledProcessError):
+        wrk.run_http_phase(config, rounds=2, say=lambda _: None, runner=runner, shell=shell,
+                           samples=kept)
+    assert [(s["round"], s["stack"]) for s in kept] == [(1, "a")]
+
+
+def test_http_config_loads_both_stacks_through_nginx():
+    config = naive.expand(json.loads((ROOT / "bench" / "http.json").read_text()),
+                          {"STACKTUNE_DEMO_HTTPS_PORT": "8543", "STACKTUNE_DEMO_PORT": "8100"})
+    urls = {s["name"]: s["base_url"] for s in config["stacks"]}
+    assert urls == {"untuned": "https://127.0.0.1:8543", "stacktune": "https://127.0.0.1:8543"}
+    assert "X-Forwarded-Proto" not in config.get("headers", {})
+    assert not any("headers" in s for s in config["stacks"])
+    for stack in config["stacks"]:
+        args = wrk.wrk_args(stack["base_url"] + "/", headers=config.get("headers"))
+        assert "-H" not in args
+    untuned = next(s for s in config["stacks"] if s["name"] == "untuned")
+    assert "-i bench/inventory/untuned site.yml bench/untuned-nginx.yml" in untuned["setup"]
+    # The untuned proxy's files: Debian's nginx.conf and the minimal site it includes.
+    debian = (ROOT / "bench" / "fixtures" / "nginx-debian-bookworm.conf").read_text()
+    assert "worker_processes auto;" in debian and "include /etc/nginx/sites-enabled/*;" in debian
+    site = (ROOT / "bench" / "fixtures" / "nginx-untuned-site.conf").read_text()
+    assert "proxy_pass http://127.0.0.1:8000;" in site and "keepalive" not in site
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in site
 
 
 def test_wrk_units():

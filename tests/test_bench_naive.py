@@ -33,16 +33,22 @@ def test_expand_defaults_and_values():
     assert naive.expand("${MISSING}", {}) == ""
 
 
-@pytest.mark.parametrize("name", ["http.json", "naive.json", "recorder.json"])
-def test_bench_configs_follow_the_demo_port(name):
-    config = load(name, {"STACKTUNE_DEMO_PORT": "8010", "STACKTUNE_DEMO_NAME": "demo-b"})
+# The HTTP phase goes through nginx (the demo's HTTPS port); the naive and recorder
+# phases reach Gunicorn directly.
+@pytest.mark.parametrize(("name", "moved", "default"), [
+    ("http.json", "https://127.0.0.1:8453", "https://127.0.0.1:8443"),
+    ("naive.json", "http://127.0.0.1:8010", "http://127.0.0.1:8000"),
+    ("recorder.json", "http://127.0.0.1:8010", "http://127.0.0.1:8000")])
+def test_bench_configs_follow_the_demo_port(name, moved, default):
+    config = load(name, {"STACKTUNE_DEMO_PORT": "8010", "STACKTUNE_DEMO_HTTPS_PORT": "8453",
+                         "STACKTUNE_DEMO_NAME": "demo-b"})
     urls = [s["base_url"] for s in config.get("stacks", [])] or [config["base_url"]]
-    assert urls and all(url == "http://127.0.0.1:8010" for url in urls)
+    assert urls and all(url == moved for url in urls)
     if "container" in config:
         assert config["container"] == "demo-b"
-    default = load(name, {})
-    urls = [s["base_url"] for s in default.get("stacks", [])] or [default["base_url"]]
-    assert all(url == "http://127.0.0.1:8000" for url in urls)
+    defaults = load(name, {})
+    urls = [s["base_url"] for s in defaults.get("stacks", [])] or [defaults["base_url"]]
+    assert all(url == default for url in urls)
 
 
 def test_naive_config_pages_and_recorder_rates():
