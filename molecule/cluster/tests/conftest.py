@@ -1,4 +1,5 @@
-"""Three tiers: db (PostgreSQL + PgBouncer), cache (Redis), app1 and app2, and an outsider."""
+"""Three tiers: db (PostgreSQL + PgBouncer), cache (Redis, and nginx in front of the app hosts),
+app1 and app2, and an outsider."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from stacktune.plan import Plan, plan_stack
 
 PLACEMENT = {
     "stacktune-db": {"postgresql", "pgbouncer"},
-    "stacktune-cache": {"redis"},
+    "stacktune-cache": {"redis", "nginx"},
     "stacktune-app1": {"gunicorn"},
     "stacktune-app2": {"gunicorn"},
 }

@@ -1,5 +1,6 @@
 """Operating the converged cluster: --limit plans and renders what a full run does; --check
-reports pending migrations; app deploys roll one batch at a time and stop at a failed host."""
+reports pending migrations; app deploys roll one batch at a time behind nginx (each host
+drained, restarted, put back; no request fails) and stop at a failed host."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import re
 import shutil
 import subprocess
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,46 @@ SETTINGS = "/srv/app/src/demo_site/stacktune_settings.py"
 MIGRATE_TASK = r"TASK \[stacktune\.stacktune\.django_settings : Migrate \(from the first app host\)"
 APP_PLAY = "PLAY [App tier - the Django app under Gunicorn, one batch at a time]"
 APPS = ("stacktune-app1", "stacktune-app2")
+# nginx in front of both app hosts runs on the cache host.
+PROXY = "stacktune-cache"
+NGINX_CONF = "/etc/nginx/nginx.conf"
+ACCESS_LOG = "/var/log/nginx/access.log"
+ERROR_LOG = "/var/log/nginx/error.log"
+LOAD_UNIT = "stacktune-roll-load"
+LOAD_STOP = "/run/stacktune-roll-load.stop"
+LOAD_RESULT = "/run/stacktune-roll-load.json"
+# HTTP load through nginx, from the proxy host, until LOAD_STOP exists: a minimal copy of
+# test_zero_downtime.py's generator (HTTP only). Writes every request's status to LOAD_RESULT.
+LOAD_SCRIPT = r"""
+import json, os, ssl, sys, threading, time, urllib.error, urllib.request
+cfg = json.loads(sys.argv[1])
+tls = ssl._create_unverified_context()
+lock = threading.Lock()
+requests = []
+def worker(index):
+    n = index
+    while not os.path.exists(cfg["stop"]):
+        path = cfg["paths"][n % len(cfg["paths"])]
+        n += 1
+        try:
+            with urllib.request.urlopen(cfg["url"] + path, timeout=60, context=tls) as response:
+                response.read()
+                status = response.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        except Exception as error:
+            status = type(error).__name__
+        with lock:
+            requests.append([round(time.time(), 2), path, status])
+        time.sleep(0.02)
+threads = [threading.Thread(target=worker, args=(i,)) for i in range(cfg["threads"])]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+with open(cfg["result"], "w") as out:
+    json.dump(requests, out)
+"""
 
 
 def manage(host, *args: str) -> str:
@@ -39,6 +82,52 @@ def app_state(host) -> dict:
 def healthz(host) -> dict:
     status, body = http_get(host, "http://127.0.0.1:8000/healthz")
     return {"http": status, **json.loads(body)}
+
+
+def start_load(proxy) -> None:
+    cfg = {"url": "https://localhost", "paths": ["/?page=2", "/healthz"], "threads": 4,
+           "stop": LOAD_STOP, "result": LOAD_RESULT}
+    proxy.run("rm -f %s %s", LOAD_STOP, LOAD_RESULT)
+    proxy.run("systemctl reset-failed %s", LOAD_UNIT)
+    proxy.check_output("systemd-run --quiet --unit %s --collect python3 -c %s %s",
+                       LOAD_UNIT, LOAD_SCRIPT, json.dumps(cfg))
+
+
+def stop_load(proxy) -> list:
+    proxy.check_output("touch %s", LOAD_STOP)
+    for _ in range(240):
+        if proxy.file(LOAD_RESULT).exists:
+            time.sleep(0.5)    # written in one go; let it finish
+            return json.loads(proxy.file(LOAD_RESULT).content_string)
+        time.sleep(0.5)
+    raise AssertionError(proxy.run("journalctl -u %s --no-pager | tail -30", LOAD_UNIT).stdout)
+
+
+def upstream_log(proxy, first_line: int) -> list[tuple[float, str]]:
+    """(time, upstream) of each request nginx logged from first_line on (log_format stacktune)."""
+    lines = proxy.check_output("tail -n +%s %s", str(first_line), ACCESS_LOG).splitlines()
+    entries = []
+    for line in lines:
+        match = re.search(r"\[(\S+) ([+-]\d{4})\] .* upstream=(.*?) rt=", line)
+        if match:
+            stamp = datetime.strptime(f"{match[1]} {match[2]}", "%d/%b/%Y:%H:%M:%S %z")
+            entries.append((stamp.timestamp(), match[3]))
+    return entries
+
+
+def master_start(host) -> float:
+    """When Gunicorn's master started: the restart of a drained host's deploy. (Not a
+    worker's start: max_requests recycles workers at any time.)"""
+    master = host.check_output("systemctl show --property=MainPID --value stacktune-gunicorn")
+    start = host.check_output("ps -o lstart= -p %s", master).strip()
+    zone = host.check_output("date +%z")
+    return datetime.strptime(f"{start} {zone}", "%a %b %d %H:%M:%S %Y %z").timestamp()
+
+
+def drained_addresses(proxy) -> set[str]:
+    """The upstream servers nginx.conf marks down now."""
+    conf = proxy.check_output("cat %s", NGINX_CONF)
+    return set(re.findall(r"^\s*server (\S+) [^;]*\bdown;$", conf, re.MULTILINE))
 
 
 def run_with(inventory: Path, *args: str, playbook: str) -> subprocess.CompletedProcess:
@@ -147,6 +236,12 @@ def test_a_failed_health_check_stops_the_roll_with_app2_untouched(nodes, fault_o
     assert "roll-fault.test" in app1.check_output("cat %s", SETTINGS)
     assert healthz(app1) == {"http": 200, "status": "degraded", "database": "ok",
                              "cache": "degraded"}
+    # app1 stays out of nginx's upstream, and the roll says so.
+    proxy = nodes[PROXY]
+    app1_address = proxy.check_output("getent ahostsv4 stacktune-app1").split()[0] + ":8000"
+    assert drained_addresses(proxy) == {app1_address}
+    assert "It stays out of the nginx upstream on stacktune-cache" in " ".join(
+        result.stdout.split()), result.stdout[-3000:]
     # app2 kept its settings file and its Gunicorn processes, and serves.
     assert app_state(app2) == app2_before
     assert "roll-fault.test" not in app2.check_output("cat %s", SETTINGS)
@@ -154,14 +249,54 @@ def test_a_failed_health_check_stops_the_roll_with_app2_untouched(nodes, fault_o
 
 
 def test_a_roll_deploys_one_batch_after_the_other(nodes):
+    """Under continuous HTTP load through nginx: each app host drained, restarted and put
+    back in turn, and no request fails."""
     app1, app2 = nodes["stacktune-app1"], nodes["stacktune-app2"]
+    proxy = nodes[PROXY]
+    address = {name: proxy.check_output("getent ahostsv4 %s", name).split()[0] + ":8000"
+               for name in APPS}
+    # A host the fault test above left out of the upstream gets no traffic until the roll.
+    serving_before = {name for name in APPS if address[name] not in drained_addresses(proxy)}
     before = {name: app_state(nodes[name]) for name in APPS}
     # A migration to apply: the roll must apply it once, from app1, in the first batch.
     manage(app1, "migrate", "sessions", "zero")
-    result = run_playbook("-e", "stacktune_app_batch=1", *extra_vars(
-        django_settings_allowed_hosts=["localhost", "127.0.0.1", "roll-pass.test"]),
-        playbook="playbooks/app.yml")
+    first_access_line = int(proxy.check_output("wc -l < %s", ACCESS_LOG)) + 1
+    first_error_line = int(proxy.check_output("wc -l < %s", ERROR_LOG)) + 1
+    # A name new to every run: each run has a settings change to roll out.
+    new_host = f"roll-pass-{int(time.time())}.test"
+    start_load(proxy)
+    try:
+        time.sleep(3)
+        roll_began = time.time()
+        result = run_playbook("-e", "stacktune_app_batch=1", *extra_vars(
+            django_settings_allowed_hosts=["localhost", "127.0.0.1", new_host]),
+            playbook="playbooks/app.yml")
+        roll_ended = time.time()
+        time.sleep(3)
+    finally:
+        requests = stop_load(proxy)
     assert result.returncode == 0, result.stdout[-3000:]
+    # Not one request failed, and the load ran the whole roll.
+    failed = [r for r in requests if r[2] != 200]
+    assert requests and failed == [], (len(requests), failed[:10])
+    assert requests[0][0] < roll_began and requests[-1][0] > roll_ended
+    # nginx never reached a host that was not serving: no failed connection, no retry.
+    errors = proxy.check_output("tail -n +%s %s", str(first_error_line), ERROR_LOG)
+    assert "upstream" not in errors, errors[-2000:]
+    log = upstream_log(proxy, first_access_line)
+    assert not [u for _, u in log if "," in u], [u for _, u in log if "," in u][:10]
+    # While a host restarted (its new master started), nginx sent it nothing.
+    deployed_at = {name: master_start(nodes[name]) for name in APPS}
+    assert deployed_at["stacktune-app1"] < deployed_at["stacktune-app2"], deployed_at
+    for name in APPS:
+        during = [t for t, u in log if u == address[name]
+                  and deployed_at[name] - 2 <= t <= deployed_at[name] + 1]
+        assert during == [], (name, len(during))
+    # Traffic reached the serving hosts before the roll, and both after it.
+    assert {n for n in APPS if any(t < roll_began and u == address[n] for t, u in log)} == (
+        serving_before)
+    assert {n for n in APPS if any(t > roll_ended and u == address[n] for t, u in log)} == set(APPS)
+    assert drained_addresses(proxy) == set()
     assert app_play_batches(result.stdout) == [{"stacktune-app1"}, {"stacktune-app2"}]
     # One migrate task per batch: app1's applied the migration (changed), app2's found
     # nothing left to apply.
@@ -171,13 +306,13 @@ def test_a_roll_deploys_one_batch_after_the_other(nodes):
         ("changed", "stacktune-app1"), ("ok", "stacktune-app2")], result.stdout[-3000:]
     assert "[ ]" not in manage(app1, "showmigrations", "--plan")
     for host in (app1, app2):
-        assert "roll-pass.test" in host.check_output("cat %s", SETTINGS)
+        assert new_host in host.check_output("cat %s", SETTINGS)
         assert healthz(host) == {"http": 200, "status": "ok", "database": "ok", "cache": "ok"}
     for name in APPS:
         after = app_state(nodes[name])
         assert after["settings_sha256"] != before[name]["settings_sha256"], name
-        # Reloaded (HUP): the same master, every worker replaced.
-        assert after["master"] == before[name]["master"], name
+        # Restarted while drained: a new master, so every worker replaced.
+        assert after["master"] != before[name]["master"], name
         assert not set(after["workers"]) & set(before[name]["workers"]), name
 
 
