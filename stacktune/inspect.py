@@ -11,6 +11,7 @@ filesystem tree.  When ``root`` is not "/", nothing reads the real host
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import time
@@ -570,7 +571,12 @@ def installed_packages(root: str = "/") -> dict:
 
 
 def apt_lists_age_seconds(root: str = "/", now: float | None = None) -> float | None:
-    """Seconds since the package index was last refreshed; None when there is none."""
+    """Seconds since the package index was last refreshed; None when there is none.
+
+    An index file keeps its mtime (the archive's date) when a refresh finds it unchanged,
+    so a refresh of an index the archive has not changed since is seen in lists/partial/,
+    where apt downloads during every refresh.
+    """
     lists = _host_path(root, "/var/lib/apt/lists")
     try:
         mtimes = [entry.stat().st_mtime for entry in os.scandir(lists)
@@ -579,6 +585,8 @@ def apt_lists_age_seconds(root: str = "/", now: float | None = None) -> float | 
         return None
     if not mtimes:
         return None
+    with contextlib.suppress(OSError):
+        mtimes.append(os.stat(os.path.join(lists, "partial")).st_mtime)
     return max(0.0, (time.time() if now is None else now) - max(mtimes))
 
 

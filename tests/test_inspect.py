@@ -559,6 +559,18 @@ def test_apt_lists_age_is_the_newest_index_files(tmp_path):
     assert hi.apt_lists_age_seconds(str(tmp_path), now=5600) == 600
 
 
+def test_apt_lists_age_counts_a_refresh_that_changed_no_file(tmp_path):
+    """apt keeps an unchanged index file's date: its download directory shows the refresh."""
+    lists = "/var/lib/apt/lists/"
+    index = write(tmp_path, lists + "deb.debian.org_debian_dists_bookworm_main_binary-amd64_"
+                  "Packages", "")
+    os.utime(index, (1000, 1000))
+    partial = tmp_path / lists.strip("/") / "partial"
+    partial.mkdir()
+    os.utime(partial, (5000, 5000))
+    assert hi.apt_lists_age_seconds(str(tmp_path), now=5600) == 600
+
+
 def test_apt_lists_age_without_an_index_is_none(tmp_path):
     write(tmp_path, "/var/lib/apt/lists/lock", "")
     assert hi.apt_lists_age_seconds(str(tmp_path), now=5600) is None
