@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from stacktune.model import HostProfile
@@ -135,6 +136,26 @@ def timed_get(url, timeout, headers=None, context=None):
         status = type(error).__name__
     return t0, time.monotonic(), status
 """
+
+
+def start_load_unit(host, unit: str, script: str, cfg: dict) -> None:
+    """Start a load generator (python3 -c script cfg) inside the container as a transient
+    systemd unit, so it outlives this connection; cfg names its "stop" and "result" files."""
+    host.run("rm -f %s %s", cfg["stop"], cfg["result"])
+    host.run("systemctl reset-failed %s", unit)
+    host.check_output("systemd-run --quiet --unit %s --collect python3 -c %s %s",
+                      unit, script, json.dumps(cfg))
+
+
+def stop_load_unit(host, unit: str, cfg: dict, wait_seconds: float = 60):
+    """Ask the generator to stop (its stop file) and return the JSON it wrote."""
+    host.check_output("touch %s", cfg["stop"])
+    for _ in range(int(wait_seconds * 2)):
+        if host.file(cfg["result"]).exists:
+            time.sleep(0.5)    # written in one go; let it finish
+            return json.loads(host.file(cfg["result"]).content_string)
+        time.sleep(0.5)
+    raise AssertionError(host.run("journalctl -u %s --no-pager | tail -30", unit).stdout)
 
 
 # The container end of a forwarded TCP connection: its stdin and stdout to a loopback port.

@@ -14,7 +14,16 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from stacktune_testlib import REPO, extra_vars, http_get, recap_is_clean, run_playbook
+from stacktune_testlib import (
+    LOAD_TIMED_GET,
+    REPO,
+    extra_vars,
+    http_get,
+    recap_is_clean,
+    run_playbook,
+    start_load_unit,
+    stop_load_unit,
+)
 
 SETTINGS = "/srv/app/src/demo_site/stacktune_settings.py"
 # Task headers name the role by its collection name.
@@ -33,6 +42,7 @@ LOAD_RESULT = "/run/stacktune-roll-load.json"
 # test_zero_downtime.py's generator (HTTP only). Writes every request's status to LOAD_RESULT.
 LOAD_SCRIPT = r"""
 import json, os, ssl, sys, threading, time, urllib.error, urllib.request
+""" + LOAD_TIMED_GET + r"""
 cfg = json.loads(sys.argv[1])
 tls = ssl._create_unverified_context()
 lock = threading.Lock()
@@ -42,16 +52,10 @@ def worker(index):
     while not os.path.exists(cfg["stop"]):
         path = cfg["paths"][n % len(cfg["paths"])]
         n += 1
-        try:
-            with urllib.request.urlopen(cfg["url"] + path, timeout=60, context=tls) as response:
-                response.read()
-                status = response.status
-        except urllib.error.HTTPError as error:
-            status = error.code
-        except Exception as error:
-            status = type(error).__name__
+        started = time.time()
+        status = timed_get(cfg["url"] + path, 60, context=tls)[2]
         with lock:
-            requests.append([round(time.time(), 2), path, status])
+            requests.append([round(started, 2), path, status])
         time.sleep(0.02)
 threads = [threading.Thread(target=worker, args=(i,)) for i in range(cfg["threads"])]
 for thread in threads:
@@ -84,23 +88,8 @@ def healthz(host) -> dict:
     return {"http": status, **json.loads(body)}
 
 
-def start_load(proxy) -> None:
-    cfg = {"url": "https://localhost", "paths": ["/?page=2", "/healthz"], "threads": 4,
-           "stop": LOAD_STOP, "result": LOAD_RESULT}
-    proxy.run("rm -f %s %s", LOAD_STOP, LOAD_RESULT)
-    proxy.run("systemctl reset-failed %s", LOAD_UNIT)
-    proxy.check_output("systemd-run --quiet --unit %s --collect python3 -c %s %s",
-                       LOAD_UNIT, LOAD_SCRIPT, json.dumps(cfg))
-
-
-def stop_load(proxy) -> list:
-    proxy.check_output("touch %s", LOAD_STOP)
-    for _ in range(240):
-        if proxy.file(LOAD_RESULT).exists:
-            time.sleep(0.5)    # written in one go; let it finish
-            return json.loads(proxy.file(LOAD_RESULT).content_string)
-        time.sleep(0.5)
-    raise AssertionError(proxy.run("journalctl -u %s --no-pager | tail -30", LOAD_UNIT).stdout)
+LOAD_CFG = {"url": "https://localhost", "paths": ["/?page=2", "/healthz"], "threads": 4,
+            "stop": LOAD_STOP, "result": LOAD_RESULT}
 
 
 def upstream_log(proxy, first_line: int) -> list[tuple[float, str]]:
@@ -264,7 +253,7 @@ def test_a_roll_deploys_one_batch_after_the_other(nodes):
     first_error_line = int(proxy.check_output("wc -l < %s", ERROR_LOG)) + 1
     # A name new to every run: each run has a settings change to roll out.
     new_host = f"roll-pass-{int(time.time())}.test"
-    start_load(proxy)
+    start_load_unit(proxy, LOAD_UNIT, LOAD_SCRIPT, LOAD_CFG)
     try:
         time.sleep(3)
         roll_began = time.time()
@@ -274,7 +263,7 @@ def test_a_roll_deploys_one_batch_after_the_other(nodes):
         roll_ended = time.time()
         time.sleep(3)
     finally:
-        requests = stop_load(proxy)
+        requests = stop_load_unit(proxy, LOAD_UNIT, LOAD_CFG, wait_seconds=120)
     assert result.returncode == 0, result.stdout[-3000:]
     # Not one request failed, and the load ran the whole roll.
     failed = [r for r in requests if r[2] != 200]

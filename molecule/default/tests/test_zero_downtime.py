@@ -16,7 +16,6 @@ normal plan.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -27,6 +26,8 @@ from stacktune_testlib import (
     psql,
     run_playbook,
     show,
+    start_load_unit,
+    stop_load_unit,
 )
 
 from stacktune.units import MiB, parse_redis_memory
@@ -125,26 +126,12 @@ with open(cfg["result"], "w") as out:
 """
 
 
-def _start_load(host) -> None:
+def _load_cfg() -> dict:
     password = inventory_vars()["postgresql_app_password"]
-    cfg = {"url": LOAD_URL, "paths": LOAD_PATHS, "threads": 4, "table": PROBE_TABLE,
-           "stop": LOAD_STOP, "result": LOAD_RESULT,
-           "dsn": f"host=127.0.0.1 port=6432 dbname=app user=app password={password} "
-                  "connect_timeout=5"}
-    host.run("rm -f %s %s", LOAD_STOP, LOAD_RESULT)
-    host.run("systemctl reset-failed %s", LOAD_UNIT)
-    host.check_output("systemd-run --quiet --unit %s --collect python3 -c %s %s",
-                      LOAD_UNIT, LOAD_SCRIPT, json.dumps(cfg))
-
-
-def _stop_load(host) -> dict:
-    host.check_output("touch %s", LOAD_STOP)
-    for _ in range(120):
-        if host.file(LOAD_RESULT).exists:
-            time.sleep(0.5)    # written in one go; let it finish
-            return json.loads(host.file(LOAD_RESULT).content_string)
-        time.sleep(0.5)
-    raise AssertionError(host.run("journalctl -u %s --no-pager | tail -30", LOAD_UNIT).stdout)
+    return {"url": LOAD_URL, "paths": LOAD_PATHS, "threads": 4, "table": PROBE_TABLE,
+            "stop": LOAD_STOP, "result": LOAD_RESULT,
+            "dsn": f"host=127.0.0.1 port=6432 dbname=app user=app password={password} "
+                   "connect_timeout=5"}
 
 
 def _summary(run: dict) -> dict:
@@ -171,13 +158,13 @@ def _converge_under_load(host, playbook: str | tuple[str, ...], **variables: obj
                          ) -> tuple[dict, str]:
     """Run the playbook(s) while the load runs; the load's record and the play's output."""
     first, *more = (playbook,) if isinstance(playbook, str) else playbook
-    _start_load(host)
+    start_load_unit(host, LOAD_UNIT, LOAD_SCRIPT, _load_cfg())
     try:
         time.sleep(3)
         result = run_playbook(*more, *extra_vars(**variables), playbook=first)
         time.sleep(3)
     finally:
-        run = _stop_load(host)
+        run = stop_load_unit(host, LOAD_UNIT, {"stop": LOAD_STOP, "result": LOAD_RESULT})
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     return run, result.stdout
 
