@@ -27,7 +27,8 @@ from stacktune_testlib import (
 
 SETTINGS = "/srv/app/src/demo_site/stacktune_settings.py"
 # Task headers name the role by its collection name.
-MIGRATE_TASK = r"TASK \[stacktune\.stacktune\.django_settings : Migrate \(from the first app host\)"
+MIGRATE_TASK = (r"TASK \[stacktune\.stacktune\.django_settings : "
+                r"Migrate and load data \(first app host\)")
 APP_PLAY = "PLAY [App tier - the Django app under Gunicorn, one batch at a time]"
 APPS = ("stacktune-app1", "stacktune-app2")
 # nginx in front of both app hosts runs on the cache host.
@@ -210,7 +211,8 @@ def test_a_failed_health_check_stops_the_roll_with_app2_untouched(nodes, fault_o
     app2_before = app_state(app2)
     # gunicorn_health_timeout: the cache does not come back; no need to wait a minute.
     result = run_with(
-        fault_on_app1, "-e", "stacktune_app_batch=1", "-e", "gunicorn_health_timeout=10",
+        fault_on_app1, "-e", "stacktune_app_batch=1", "-e", "stacktune_app_drain=true",
+        "-e", "gunicorn_health_timeout=10",
         *extra_vars(django_settings_allowed_hosts=["localhost", "127.0.0.1", "roll-fault.test"]),
         playbook="playbooks/app.yml")
     assert result.returncode != 0, result.stdout[-3000:]
@@ -257,8 +259,9 @@ def test_a_roll_deploys_one_batch_after_the_other(nodes):
     try:
         time.sleep(3)
         roll_began = time.time()
-        result = run_playbook("-e", "stacktune_app_batch=1", *extra_vars(
-            django_settings_allowed_hosts=["localhost", "127.0.0.1", new_host]),
+        result = run_playbook(
+            "-e", "stacktune_app_batch=1", "-e", "stacktune_app_drain=true",
+            *extra_vars(django_settings_allowed_hosts=["localhost", "127.0.0.1", new_host]),
             playbook="playbooks/app.yml")
         roll_ended = time.time()
         time.sleep(3)
@@ -306,7 +309,8 @@ def test_a_roll_deploys_one_batch_after_the_other(nodes):
 
 
 def test_a_roll_with_the_inventorys_settings_puts_them_back(nodes):
-    result = run_playbook("-e", "stacktune_app_batch=50%", playbook="playbooks/app.yml")
+    result = run_playbook("-e", "stacktune_app_batch=50%", "-e", "stacktune_app_drain=true",
+                          playbook="playbooks/app.yml")
     assert result.returncode == 0, result.stdout[-3000:]
     assert app_play_batches(result.stdout) == [{"stacktune-app1"}, {"stacktune-app2"}]
     for name in APPS:
