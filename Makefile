@@ -14,7 +14,7 @@ demo-down:
 plan: setup
 	scripts/stacktune plan
 
-# Benchmarks: defaults vs PGTune vs stacktune, interleaved (bench/README.md).
+# Benchmarks: defaults vs PGTune vs stacktune, interleaved (README.md, "Benchmarks").
 bench: setup
 	scripts/bench-prepare
 	scripts/bench --order rotate --kit-config bench/kit.json --http-config bench/http.json \
