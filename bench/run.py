@@ -23,6 +23,7 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -65,6 +66,10 @@ class Settings:
     cpus: float
     progress_interval: int = 5
     rotate: bool = False
+    # One storm size for every configuration: 0 until size_storms() has read the plan
+    # (or --storm-clients gave it); storm_basis says where the number comes from.
+    storm_clients: int = 0
+    storm_basis: str = ""
     workloads: list[Workload] = field(default_factory=list)
 
     @property
@@ -106,15 +111,62 @@ def build_workloads(s: Settings) -> list[Workload]:
             "tpcb-s2", f"TPC-B-like read/write, scale {s2} ({size(s2)}: larger than the "
             f"container's {s.plan_memory})", "bench_s2", clients=s.clients,
             duration=s.duration))
+    if not s.storm_clients:  # sized by size_storms() once the stacktune plan is known
+        return workloads
     for port, where in ((5432, "direct"), (6432, "pgbouncer")):
         via = "directly to PostgreSQL" if where == "direct" else "through PgBouncer"
         workloads.append(Workload(
-            f"storm-{where}", f"Connection storm {via}: {s.storm_factor} x max_connections "
-            f"clients, a new connection per transaction (-C), select-only, scale {s1}",
+            f"storm-{where}", f"Connection storm {via}: {s.storm_clients} clients for every "
+            f"configuration ({s.storm_basis}), a new connection per transaction (-C), "
+            f"select-only, scale {s1}",
             "bench_s1", port=port, select_only=True, connect_per_transaction=True,
-            clients=None, storm_factor=s.storm_factor, duration=s.storm_duration,
+            clients=s.storm_clients, storm=True, duration=s.storm_duration,
             no_vacuum=True))
     return workloads
+
+
+def storm_client_count(stacktune_plan: Mapping, factor: int,
+                       override: int | None = None) -> tuple[int, str]:
+    """The storm's client count, one number for every configuration, and its basis.
+
+    Giving each configuration a multiple of its own max_connections loads them
+    differently (1000 clients for the default's 100, 2000 for PGTune's 200, 210 for
+    stacktune's 21), so neither tps nor refusals compare. One count for all, by
+    default ``factor`` x the stacktune plan's max_connections, loads them alike.
+    """
+    if override is not None:
+        if override < 1:
+            raise ValueError(f"--storm-clients must be at least 1, got {override}")
+        return override, "--storm-clients"
+    if factor < 1:
+        raise ValueError(f"--storm-factor must be at least 1, got {factor}")
+    try:
+        planned = int(stacktune_plan["postgresql"]["max_connections"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError("the stacktune plan has no integer postgresql.max_connections to "
+                         "size the storms from: give --storm-clients N") from exc
+    return factor * planned, f"{factor} x stacktune's planned max_connections, {planned}"
+
+
+def size_storms(s: Settings, stacktune_plan: Mapping, override: int | None = None) -> None:
+    """Fix the storms' client count from the plan (or the override) and add the storms."""
+    s.storm_clients, s.storm_basis = storm_client_count(stacktune_plan, s.storm_factor,
+                                                        override)
+    s.workloads = build_workloads(s)
+
+
+def storm_note(s: Settings, pgbouncer: Mapping) -> str:
+    """What the storms compare, for the report's notes."""
+    return (f"Storms: {s.storm_clients} clients for every configuration ({s.storm_basis}), "
+            "directly and through PgBouncer, so tps and the refused share of connection "
+            "attempts compare across configurations. Directly, each configuration's own "
+            "max_connections refuses the excess. Through PgBouncer, all three sit behind "
+            "the same PgBouncer, the stacktune plan's (max_client_conn "
+            f"{pgbouncer.get('max_client_conn', '?')}, default_pool_size "
+            f"{pgbouncer.get('default_pool_size', '?')}, max_db_connections "
+            f"{pgbouncer.get('max_db_connections', '?')}): PostgreSQL's defaults and PGTune "
+            "size no pooler, so that storm compares the PostgreSQL settings behind one "
+            "pooler, not poolers.")
 
 
 SHORT = {"tpcb-s1": "TPC-B, scale {s1}", "select-s1": "select-only, scale {s1}",
@@ -329,6 +381,8 @@ def pgbench_phase(s: Settings, c: Container, progress: Progress, results: dict) 
                       *[n for cfg in configs for n in cfg["settings"]]})
 
     workloads = s.workloads
+    if not s.storm_clients:
+        raise RuntimeError("the storms have no client count: size_storms() was not run")
     steps = interleave(s.rounds, [cfg["name"] for cfg in configs], workloads, s.rotate)
     by_name = {cfg["name"]: cfg for cfg in configs}
     planned = [st.workload.duration + s.warmup for st in steps]
@@ -347,7 +401,7 @@ def pgbench_phase(s: Settings, c: Container, progress: Progress, results: dict) 
             if "effective" not in cfg:
                 cfg["effective"] = effective_settings(c, watched)
                 cfg["max_connections"] = max_conn
-        clients = w.clients_for(max_conn)
+        clients = w.clients
         label = f"round {step.round} {cfg['name']} {w.name} ({clients} clients)"
         progress.step(step.index, len(steps), label, planned[pos],
                       sum(planned[pos:]), len(steps) - pos)
@@ -371,16 +425,13 @@ def pgbench_phase(s: Settings, c: Container, progress: Progress, results: dict) 
 def workload_records(s: Settings) -> list[dict]:
     records = []
     for w in s.workloads:
-        clients = str(w.clients)
-        args = pgbench_args(w, clients=10**6, duration=w.duration,
+        args = pgbench_args(w, clients=w.clients, duration=w.duration,
                             progress=s.progress_interval)
-        args[args.index("-c") + 1] = "N" if w.is_storm else clients
         records.append({"name": w.name, "title": w.title,
                         "short": SHORT[w.name].format(s1=s.scale_s1, s2=s.scale_s2),
-                        "command": command_line(args) + (
-                            f"  (N = {w.storm_factor} x max_connections)" if w.is_storm else ""),
+                        "command": command_line(args), "clients": w.clients,
                         "duration": w.duration,
-                        "warmup": s.warmup, "rounds": s.rounds, "storm": w.is_storm,
+                        "warmup": s.warmup, "rounds": s.rounds, "storm": w.storm,
                         "database": w.database, "port": w.port})
     return records
 
@@ -406,6 +457,16 @@ def finish(results: dict, s: Settings, started: float) -> None:
             baselines=stacks[:1], extra=("p50_ms", "p95_ms", "p99_ms"))
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="scripts/bench",
@@ -425,8 +486,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=16,
                    help="pgbench clients for TPC-B and select-only (default 16: below every "
                    "configuration's max_connections)")
-    p.add_argument("--storm-factor", type=int, default=10,
-                   help="storm clients = this x the configuration's max_connections")
+    p.add_argument("--storm-factor", type=positive_int, default=10,
+                   help="storm clients = this x stacktune's planned max_connections, the "
+                   "same count for every configuration (default 10)")
+    p.add_argument("--storm-clients", type=positive_int,
+                   help="storm clients for every configuration (overrides --storm-factor)")
     p.add_argument("--order", choices=("fixed", "rotate"), default="fixed",
                    help="configuration order per round: fixed (default, pgtune, stacktune "
                    "every round) or rotate (A B C, B C A, C A B)")
@@ -469,6 +533,8 @@ def make_settings(a: argparse.Namespace) -> Settings:
                  warmup=pick("warmup"), clients=a.clients, storm_factor=a.storm_factor,
                  memory_gib=a.memory_gib, cpus=a.cpus,
                  progress_interval=2 if a.quick else 5, rotate=a.order == "rotate")
+    if a.storm_clients:
+        s.storm_clients, s.storm_basis = a.storm_clients, "--storm-clients"
     s.workloads = build_workloads(s)
     return s
 
@@ -499,10 +565,16 @@ def main(argv: list[str] | None = None) -> int:
     naive_config = load(a.naive_config)
     recorder_config = load(a.recorder_config)
 
+    plans: dict = {}
+    if not a.skip_pgbench:
+        # The storms' one client count comes from the stacktune plan: plan first.
+        plans = compute_plans(s)
+        size_storms(s, plans["stacktune"]["plan"], a.storm_clients)
+
     results: dict = {"mode": s.mode, "rounds": s.rounds, "samples": [], "configs": [],
                      "round_orders": round_orders(s.rounds, CONFIG_NAMES, s.rotate),
                      "workloads": [] if a.skip_pgbench else workload_records(s),
-                     "environment": environment(s, None), "plans": {},
+                     "environment": environment(s, None), "plans": plans,
                      "notes": [
                          "All configurations run on the same server and data; each is "
                          "applied by writing conf.d/90-bench.conf and restarting PostgreSQL.",
@@ -513,9 +585,9 @@ def main(argv: list[str] | None = None) -> int:
                          "configuration; auth_type scram-sha-256 with the bench role's "
                          "SCRAM secret from pg_authid in the userlist (the plan's 'hba' "
                          "needs an hba file the bench does not need).",
-                         "Storm clients differ per configuration (10 x its own "
-                         "max_connections): compare their errors, not their tps.",
                      ]}
+    if plans:
+        results["notes"].append(storm_note(s, plans["stacktune"]["plan"]["pgbouncer"]))
     if not s.rotate:
         results["notes"].append(
             "Fixed order: each round runs default, pgtune, stacktune, so whatever builds up "
@@ -535,7 +607,6 @@ def main(argv: list[str] | None = None) -> int:
                 progress.say(f"image {IMAGE} missing: running scripts/container-harness")
                 subprocess.run([str(ROOT / "scripts" / "container-harness"), "bookworm"],
                                check=True)
-            results["plans"] = compute_plans(s)
             pgbench_phase(s, container, progress, results)
         if commands:
             kit_rounds = a.kit_rounds or kit_rounds_cfg or (s.rounds if "reset" in commands

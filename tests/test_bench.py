@@ -21,7 +21,18 @@ if str(ROOT) not in sys.path:  # bench/ is a folder of the checkout, not an inst
 from bench import kit, naive, report, wrk  # noqa: E402
 from bench.pgbench import Workload, known_settings, parse_pgbench, pgbench_args, render_conf  # noqa: E402
 from bench.progress import Progress, human  # noqa: E402
-from bench.run import FULL, QUICK, build_workloads, make_settings, parse_args, pgbouncer_ini  # noqa: E402
+from bench.run import (  # noqa: E402
+    FULL,
+    QUICK,
+    build_workloads,
+    make_settings,
+    parse_args,
+    pgbouncer_ini,
+    size_storms,
+    storm_client_count,
+    storm_note,
+    workload_records,
+)
 from bench.schedule import interleave, round_orders  # noqa: E402
 from bench.stats import ratio, ratio_text, spread_text, summarize  # noqa: E402
 
@@ -103,10 +114,9 @@ def test_aborted_clients_counted_once_each():
 
 
 def test_pgbench_args_storm_and_plain():
-    storm = Workload("storm-pgbouncer", "t", "bench_s1", port=6432, select_only=True,
-                     connect_per_transaction=True, no_vacuum=True)
-    assert storm.is_storm and storm.clients_for(21) == 210
-    args = pgbench_args(storm, clients=210, duration=5, progress=2)
+    storm = Workload("storm-pgbouncer", "t", "bench_s1", 210, port=6432, select_only=True,
+                     connect_per_transaction=True, storm=True, no_vacuum=True)
+    args = pgbench_args(storm, clients=storm.clients, duration=5, progress=2)
     assert args[:2] == ["pgbench", "--random-seed=42"]
     assert args[-1] == "bench_s1"
     for flag in ("-S", "-C", "-n", "--progress=2"):
@@ -114,9 +124,11 @@ def test_pgbench_args_storm_and_plain():
     assert args[args.index("-p") + 1] == "6432"
     assert args[args.index("-c") + 1] == "210" and args[args.index("-j") + 1] == "2"
     plain = Workload("tpcb-s1", "t", "bench_s1", clients=16)
-    args = pgbench_args(plain, clients=plain.clients_for(100), duration=60)
+    args = pgbench_args(plain, clients=plain.clients, duration=60)
     assert args[args.index("-c") + 1] == "16" and args[args.index("-T") + 1] == "60"
     assert "-S" not in args and "-C" not in args
+    with pytest.raises(ValueError, match="clients must be at least 1"):
+        Workload("storm-direct", "t", "bench_s1", clients=0, storm=True)
 
 
 # --- conf.d writer ------------------------------------------------------------------
@@ -430,17 +442,70 @@ def test_progress_line_estimates_time_left():
     assert human(45) == "45 s" and human(3 * 3600 + 120) == "3 h 02 min"
 
 
+# The stacktune plan's figures the storms are sized from (4 GiB, 2 CPUs, web).
+PLAN = {"postgresql": {"max_connections": "21"},
+        "pgbouncer": {"max_client_conn": "410", "default_pool_size": "6",
+                      "max_db_connections": "8"}}
+
+
+def test_storm_client_count_comes_from_the_stacktune_plan():
+    assert storm_client_count(PLAN, 10) == (210, "10 x stacktune's planned max_connections, 21")
+    assert storm_client_count(PLAN, 3)[0] == 63
+    assert storm_client_count(PLAN, 10, override=500) == (500, "--storm-clients")
+    with pytest.raises(ValueError, match="give --storm-clients N"):
+        storm_client_count({"postgresql": {}}, 10)
+    with pytest.raises(ValueError, match="--storm-factor must be at least 1"):
+        storm_client_count(PLAN, 0)
+
+
+def test_storms_load_every_configuration_with_the_same_clients():
+    """One client count for default, pgtune and stacktune, directly and via PgBouncer."""
+    s = make_settings(parse_args(["--quick"]))
+    size_storms(s, PLAN)
+    storms = [w for w in s.workloads if w.storm]
+    assert [(w.name, w.port, w.clients) for w in storms] == [
+        ("storm-direct", 5432, 210), ("storm-pgbouncer", 6432, 210)]
+    assert "210 clients for every configuration (10 x stacktune's planned " \
+        "max_connections, 21)" in storms[0].title
+    records = {r["name"]: r for r in workload_records(s)}
+    assert records["storm-pgbouncer"]["clients"] == 210
+    assert " -c 210 -j 2 -T 5 -S -C -n " in records["storm-pgbouncer"]["command"]
+    note = storm_note(s, PLAN["pgbouncer"])
+    assert note.startswith("Storms: 210 clients for every configuration")
+    assert "the same PgBouncer, the stacktune plan's (max_client_conn 410, " \
+        "default_pool_size 6, max_db_connections 8)" in note
+    # --storm-clients wins over the plan, and sizes the storms before any plan.
+    s = make_settings(parse_args(["--quick", "--storm-clients", "64", "--storm-factor", "3"]))
+    assert [w.clients for w in s.workloads if w.storm] == [64, 64]
+    size_storms(s, PLAN, 64)
+    assert [w.clients for w in s.workloads if w.storm] == [64, 64]
+    size_storms(s, PLAN)
+    assert [w.clients for w in s.workloads if w.storm] == [63, 63]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--storm-clients", "0"], "argument --storm-clients: must be at least 1, got 0"),
+    (["--storm-factor", "ten"], "argument --storm-factor: not a whole number: 'ten'")])
+def test_bad_storm_arguments_are_refused_by_name(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
 def test_quick_and_full_workloads():
     quick = make_settings(parse_args(["--quick"]))
-    assert [w.name for w in quick.workloads] == ["tpcb-s1", "select-s1", "storm-direct",
-                                                 "storm-pgbouncer"]
+    # The storms wait for the stacktune plan, which sizes them.
+    assert [w.name for w in quick.workloads] == ["tpcb-s1", "select-s1"]
+    size_storms(quick, PLAN)
+    assert [w.name for w in quick.workloads][-2:] == ["storm-direct", "storm-pgbouncer"]
     assert quick.rounds == QUICK["rounds"] == 1
     assert (quick.plan_memory, quick.docker_memory, quick.plan_cpus) == ("4GiB", "4096m", "2")
     full = make_settings(parse_args([]))
     assert "tpcb-s2" in [w.name for w in full.workloads] and full.rounds == FULL["rounds"]
     assert FULL["scale_s1"] * 15 > 128 and FULL["scale_s2"] * 15 > 4096
+    size_storms(full, PLAN)
     storm = next(w for w in build_workloads(full) if w.name == "storm-pgbouncer")
-    assert storm.port == 6432 and storm.clients_for(200) == 2000
+    assert storm.port == 6432 and storm.clients == 210 and storm.storm
 
 
 # --- kit hook -----------------------------------------------------------------------
@@ -596,3 +661,4 @@ def test_write_results(tmp_path):
     assert set(paths) == {"json", "md", "png"}
     assert json.loads(paths["json"].read_text())["summary"]["pgbench"]["tpcb-s1"]
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
