@@ -455,6 +455,7 @@ def finish(results: dict, s: Settings, started: float) -> None:
             results["http"], "endpoint", "stack", "requests_per_s", stacks,
             # The first stack of the config is the baseline (the untuned one).
             baselines=stacks[:1], extra=("p50_ms", "p95_ms", "p99_ms"))
+    summary["ratios"] = report.comparison_summary(results)
 
 
 def positive_int(text: str) -> int:

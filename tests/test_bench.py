@@ -34,7 +34,7 @@ from bench.run import (  # noqa: E402
     workload_records,
 )
 from bench.schedule import interleave, round_orders  # noqa: E402
-from bench.stats import ratio, ratio_text, spread_text, summarize  # noqa: E402
+from bench.stats import paired_ratios, ratio, ratio_spread_text, ratio_text, spread_text, summarize  # noqa: E402
 
 FIXTURES = ROOT / "bench" / "fixtures"
 
@@ -623,6 +623,7 @@ def fake_results() -> dict:
                                         baselines=("default",),
                                         extra=("p50_ms", "p95_ms", "p99_ms")),
     }
+    results["summary"]["ratios"] = report.comparison_summary(results)
     return results
 
 
@@ -661,4 +662,114 @@ def test_write_results(tmp_path):
     assert set(paths) == {"json", "md", "png"}
     assert json.loads(paths["json"].read_text())["summary"]["pgbench"]["tpcb-s1"]
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- the summary: stacktune over each baseline, from paired rounds ----------------------
+
+def test_paired_ratios_pair_round_k_with_round_k():
+    entry = paired_ratios({1: 150.0, 2: 121.0, 3: 117.0}, {1: 100.0, 2: 110.0, 3: 90.0})
+    assert entry["per_round"] == pytest.approx({"1": 1.5, "2": 1.1, "3": 1.3})
+    assert (entry["median"], entry["min"], entry["max"], entry["rounds"]) == pytest.approx(
+        (1.3, 1.1, 1.5, 3))
+    # A round missing on one side, or a baseline of 0 tps, does not count.
+    entry = paired_ratios({1: 150.0, 2: 121.0, 3: 50.0}, {1: 100.0, 3: 0.0})
+    assert (entry["median"], entry["rounds"], entry["per_round"]) == (1.5, 1, {"1": 1.5})
+    assert ratio_spread_text(entry) == "1.50x (1 round)"
+    assert ratio_spread_text(paired_ratios({}, {})) == "-"
+    assert ratio_spread_text({"median": 1.3, "min": 1.1, "max": 1.5, "rounds": 3}) == \
+        "1.30x [1.10-1.50]"
+
+
+def summary_fixture() -> dict:
+    """Three rounds of pgbench (an older storm with per-configuration clients) and two of
+    HTTP; each round's ratio differs, so the median of ratios is not the ratio of medians."""
+    samples = []
+    for rnd, (d, p, s) in enumerate(((100.0, 120.0, 150.0), (110.0, 110.0, 121.0),
+                                     (90.0, 130.0, 117.0)), start=1):
+        samples += [_sample("default", "tpcb-s1", rnd, d), _sample("pgtune", "tpcb-s1", rnd, p),
+                    _sample("stacktune", "tpcb-s1", rnd, s),
+                    _sample("default", "storm-direct", rnd, 50.0, errors=600, clients=1000),
+                    _sample("pgtune", "storm-direct", rnd, 40.0, errors=1800, clients=2000),
+                    _sample("stacktune", "storm-direct", rnd, 60.0, errors=190, clients=210),
+                    _sample("default", "storm-pgbouncer", rnd, 300.0, clients=210),
+                    _sample("pgtune", "storm-pgbouncer", rnd, 330.0, clients=210),
+                    _sample("stacktune", "storm-pgbouncer", rnd, 360.0, clients=210)]
+    http = [{"stack": stack, "endpoint": "list page", "round": rnd, "requests_per_s": rps,
+             "p50_ms": 5.0, "p95_ms": 9.0, "p99_ms": 20.0, "errors": 0}
+            for stack, rnd, rps in (("untuned", 1, 30.0), ("stacktune", 1, 90.0),
+                                    ("untuned", 2, 32.0), ("stacktune", 2, 128.0))]
+    workloads = [{"name": "tpcb-s1", "short": "TPC-B, scale 50", "storm": False},
+                 {"name": "storm-direct", "short": "storm, direct", "storm": True},
+                 {"name": "storm-pgbouncer", "short": "storm, via PgBouncer", "storm": True}]
+    results = {"samples": samples, "http": http, "workloads": workloads}
+    results["summary"] = {"pgbench": report.summarize_groups(
+        samples, "workload", "config", "tps", ("default", "pgtune", "stacktune"))}
+    return results
+
+
+def test_comparison_summary_values():
+    ratios = report.comparison_summary(summary_fixture())
+    assert list(ratios) == [
+        "tpcb-s1.stacktune_over_default", "tpcb-s1.stacktune_over_pgtune",
+        "storm-direct.stacktune_over_default", "storm-direct.stacktune_over_pgtune",
+        "storm-pgbouncer.stacktune_over_default", "storm-pgbouncer.stacktune_over_pgtune",
+        "http.list page.stacktune_over_untuned"]
+    def figures(key):
+        e = ratios[key]
+        return e["median"], e["min"], e["max"], e["rounds"]
+    assert figures("tpcb-s1.stacktune_over_default") == pytest.approx((1.3, 1.1, 1.5, 3))
+    # 150/120, 121/110, 117/130; the ratio of the medians would be 121/120.
+    assert figures("tpcb-s1.stacktune_over_pgtune") == pytest.approx((1.1, 0.9, 1.25, 3))
+    assert figures("storm-pgbouncer.stacktune_over_pgtune") == pytest.approx(
+        (360 / 330, 360 / 330, 360 / 330, 3))
+    assert figures("http.list page.stacktune_over_untuned") == pytest.approx((3.5, 3.0, 4.0, 2))
+    assert ratios["tpcb-s1.stacktune_over_default"]["same_clients"] is True
+    assert ratios["storm-pgbouncer.stacktune_over_default"]["same_clients"] is True
+    assert ratios["storm-direct.stacktune_over_default"]["same_clients"] is False
+    assert not any("best" in key for key in ratios)  # no sweep, no best point
+
+
+def test_summary_tables_one_line_per_workload():
+    results = summary_fixture()
+    md = "\n".join(report.summary_tables(results))
+    assert "## Summary: stacktune over each baseline" in md
+    assert ("| workload (pgbench) | stacktune / default | stacktune / PGTune | rounds "
+            "| refused connections: default / PGTune / stacktune |") in md
+    assert "| TPC-B, scale 50 | 1.30x [1.10-1.50] | 1.10x [0.90-1.25] | 3 | - |" in md
+    # 3 x 1500 transactions and 1800 refused for default: 29% of connection attempts.
+    assert "| storm, direct | 1.20x [1.20-1.20] † | 1.50x [1.50-1.50] † | 3 | 29% / 60% / 10% |" \
+        in md
+    assert "| storm, via PgBouncer | 1.20x [1.20-1.20] | 1.09x [1.09-1.09] | 3 | 0% / 0% / 0% |" \
+        in md
+    assert "† The configurations ran different client counts here" in md
+    assert "| list page | stacktune / untuned | 3.50x [3.00-4.00] | 2 |" in md
+    # results.md has the same tables, from summary.ratios.
+    full = report.render_markdown(fake_results())
+    assert "| TPC-B | 1.50x [1.50-1.50] | 1.25x [1.25-1.25] | 3 | - |" in full
+    assert full.index("## Summary: stacktune over each baseline") < \
+        full.index("## PostgreSQL (pgbench)")
+
+
+def test_ratio_bars_for_the_chart():
+    bars = report.ratio_bars(summary_fixture())
+    assert [b["label"] for b in bars][:3] == [
+        "TPC-B, scale 50: stacktune / default", "TPC-B, scale 50: stacktune / PGTune",
+        "storm, direct: stacktune / default (different clients)"]
+    assert bars[-1]["label"] == "HTTP list page: stacktune / untuned"
+    assert (bars[1]["median"], bars[1]["min"], bars[1]["max"]) == pytest.approx((1.1, 0.9, 1.25))
+
+
+def test_summary_md_command_prints_the_tables(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(summary_fixture()))
+    proc = subprocess.run([sys.executable, "-m", "bench.report", "--summary-md", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Median of the per-round ratios")
+    assert "| TPC-B, scale 50 | 1.30x [1.10-1.50] | 1.10x [0.90-1.25] | 3 | - |" in proc.stdout
+    assert "| list page | stacktune / untuned | 3.50x [3.00-4.00] | 2 |" in proc.stdout
+    path.write_text(json.dumps({"samples": []}))
+    proc = subprocess.run([sys.executable, "-m", "bench.report", "--summary-md", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "no pgbench or HTTP samples to compare" in proc.stderr
 
