@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench import django_mix, naive, recorder, report, wrk
 from bench import kit as kit_mod
-from bench import naive, recorder, report, wrk
 from bench.docker import IMAGE, CommandFailed, Container, docker, image_exists
 from bench.pgbench import (
     Workload,
@@ -58,6 +58,7 @@ class Settings:
     scale_s1: int
     scale_s2: int
     duration: int
+    django_scale: int
     storm_duration: int
     warmup: int
     clients: int
@@ -70,6 +71,7 @@ class Settings:
     # (or --storm-clients gave it); storm_basis says where the number comes from.
     storm_clients: int = 0
     storm_basis: str = ""
+    django_mixes: tuple[str, ...] = tuple(django_mix.MIXES)
     workloads: list[Workload] = field(default_factory=list)
 
     @property
@@ -87,16 +89,19 @@ class Settings:
         return f"{self.cpus:g}"
 
 
-QUICK = {"rounds": 1, "scale_s1": 10, "scale_s2": 0, "duration": 8, "storm_duration": 5,
-         "warmup": 2}
-FULL = {"rounds": 3, "scale_s1": 50, "scale_s2": 300, "duration": 60, "storm_duration": 30,
-        "warmup": 10}
+QUICK = {"rounds": 1, "scale_s1": 10, "scale_s2": 0, "django_scale": 1, "duration": 8,
+         "storm_duration": 5, "warmup": 2}
+FULL = {"rounds": 3, "scale_s1": 50, "scale_s2": 300, "django_scale": 0, "duration": 60,
+        "storm_duration": 30, "warmup": 10}
+DJANGO_SCRIPT_DIR = "/var/tmp/bench-django"
 
 
 def build_workloads(s: Settings) -> list[Workload]:
-    def size(scale: int) -> str:
-        mb = scale * MB_PER_SCALE
+    def size_mb(mb: int) -> str:
         return f"~{mb / 1024:.1f} GB" if mb >= 1024 else f"~{mb} MB"
+
+    def size(scale: int) -> str:
+        return size_mb(scale * MB_PER_SCALE)
 
     s1, s2 = s.scale_s1, s.scale_s2
     workloads = [
@@ -111,6 +116,16 @@ def build_workloads(s: Settings) -> list[Workload]:
             "tpcb-s2", f"TPC-B-like read/write, scale {s2} ({size(s2)}: larger than the "
             f"container's {s.plan_memory})", "bench_s2", clients=s.clients,
             duration=s.duration))
+    if s.django_scale:
+        shape = django_mix.Shape(s.django_scale)
+        fits = "larger than" if shape.approx_mb > s.memory_gib * 1024 else "fits in"
+        for mix in s.django_mixes:
+            workloads.append(Workload(
+                f"django-{mix}", f"Django-shaped {mix} mix ({django_mix.mix_text(mix)}), "
+                f"the demo's tables at scale {s.django_scale} ({size_mb(shape.approx_mb)}: "
+                f"{fits} the container's {s.plan_memory}; {shape.articles:,} articles)",
+                django_mix.DATABASE, clients=s.clients, duration=s.duration, no_vacuum=True,
+                extra=django_mix.mix_args(mix, shape, DJANGO_SCRIPT_DIR)))
     if not s.storm_clients:  # sized by size_storms() once the stacktune plan is known
         return workloads
     for port, where in ((5432, "direct"), (6432, "pgbouncer")):
@@ -171,7 +186,9 @@ def storm_note(s: Settings, pgbouncer: Mapping) -> str:
 
 SHORT = {"tpcb-s1": "TPC-B, scale {s1}", "select-s1": "select-only, scale {s1}",
          "tpcb-s2": "TPC-B, scale {s2}", "storm-direct": "storm, direct",
-         "storm-pgbouncer": "storm, via PgBouncer"}
+         "storm-pgbouncer": "storm, via PgBouncer",
+         "django-read-mostly": "Django read-mostly, scale {sd}",
+         "django-read-write": "Django read/write, scale {sd}"}
 
 
 # --- plans --------------------------------------------------------------------
@@ -263,6 +280,25 @@ def setup_cluster(c: Container, s: Settings, progress: Progress) -> None:
         psql(c, f"CREATE DATABASE {db} OWNER {BENCH_USER}")
         c.sh(f"{client_env()} pgbench -i -q -s {scale} -I dtGvp -h 127.0.0.1 "
              f"-U {BENCH_USER} {db}", timeout=3600)
+    if s.django_scale:
+        load_django_shaped(c, django_mix.Shape(s.django_scale), progress)
+
+
+def load_django_shaped(c: Container, shape: django_mix.Shape, progress: Progress) -> None:
+    """The demo's tables in their own database, owned by the bench role, and the scripts."""
+    db = django_mix.DATABASE
+    progress.say(f"loading the Django-shaped tables: {db}, scale {shape.scale} "
+                 f"(~{shape.approx_mb} MB, {shape.articles:,} articles, "
+                 f"{shape.comments:,} comments)")
+    psql(c, f"CREATE DATABASE {db} OWNER {BENCH_USER}")
+    c.sh(f"mkdir -p {DJANGO_SCRIPT_DIR}")
+    for name, text in django_mix.SCRIPTS.items():
+        c.write(django_mix.script_path(DJANGO_SCRIPT_DIR, name), text)
+    c.write(f"{DJANGO_SCRIPT_DIR}/load.sql", django_mix.load_sql(shape))
+    c.sh(f"{client_env()} psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U {BENCH_USER} "
+         f"-d {db} -f {DJANGO_SCRIPT_DIR}/load.sql", timeout=3600)
+    size = psql(c, f"SELECT pg_database_size('{db}')")
+    progress.say(f"    {db}: {int(size) / 2**20:,.0f} MB")
 
 
 def client_env(port: int = 5432) -> str:
@@ -428,7 +464,8 @@ def workload_records(s: Settings) -> list[dict]:
         args = pgbench_args(w, clients=w.clients, duration=w.duration,
                             progress=s.progress_interval)
         records.append({"name": w.name, "title": w.title,
-                        "short": SHORT[w.name].format(s1=s.scale_s1, s2=s.scale_s2),
+                        "short": SHORT[w.name].format(s1=s.scale_s1, s2=s.scale_s2,
+                                                      sd=s.django_scale),
                         "command": command_line(args), "clients": w.clients,
                         "duration": w.duration,
                         "warmup": s.warmup, "rounds": s.rounds, "storm": w.storm,
@@ -468,6 +505,10 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else positive_int(text)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="scripts/bench",
@@ -475,7 +516,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "stacktune plan (pgbench, interleaved rounds, one resource-limited container); "
         "optional hooks time the kit's Ansible runs and load the Django stack with wrk.")
     p.add_argument("--quick", action="store_true",
-                   help="smoke test: 1 round, scale 10, 8 s runs, no out-of-memory scale "
+                   help="smoke test: 1 round, scale 10, the Django-shaped read/write mix "
+                   "at scale 1, 8 s runs, "
+                   "no out-of-memory scale "
                    "(about 2.5-4 min; the full run takes about 50-55 min)")
     p.add_argument("--out", type=Path, help="output directory (default bench/results/<UTC>)")
     p.add_argument("--rounds", type=int, help="rounds (default 3, quick 1)")
@@ -484,6 +527,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, help="untimed seconds before each run (10, quick 2)")
     p.add_argument("--scale-s1", type=int, help="scale that fits in memory (50, quick 10)")
     p.add_argument("--scale-s2", type=int, help="scale larger than memory (300, quick 0=skip)")
+    p.add_argument("--django-scale", type=non_negative_int,
+                   help="scale of the Django-shaped tables, about "
+                   f"{django_mix.MB_PER_SCALE} MB each (quick 1, full 0=skip; 200 is larger "
+                   "than the 4 GiB container)")
     p.add_argument("--clients", type=int, default=16,
                    help="pgbench clients for TPC-B and select-only (default 16: below every "
                    "configuration's max_connections)")
@@ -530,12 +577,16 @@ def make_settings(a: argparse.Namespace) -> Settings:
 
     s = Settings(mode="quick" if a.quick else "full", rounds=pick("rounds"),
                  scale_s1=pick("scale_s1"), scale_s2=pick("scale_s2"),
+                 django_scale=pick("django_scale"),
                  duration=pick("duration"), storm_duration=pick("storm_duration"),
                  warmup=pick("warmup"), clients=a.clients, storm_factor=a.storm_factor,
                  memory_gib=a.memory_gib, cpus=a.cpus,
                  progress_interval=2 if a.quick else 5, rotate=a.order == "rotate")
     if a.storm_clients:
         s.storm_clients, s.storm_basis = a.storm_clients, "--storm-clients"
+    if a.quick:
+        # The read/write mix runs all three scripts: CI proves them at ~33 s, not ~66.
+        s.django_mixes = ("read-write",)
     s.workloads = build_workloads(s)
     return s
 
@@ -601,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         if not a.skip_pgbench:
             steps_n = s.rounds * len(CONFIG_NAMES) * len(s.workloads)
             est = steps_n * (s.warmup + 5) + s.rounds * len(CONFIG_NAMES) * sum(
-                w.duration for w in s.workloads) + 60 + (s.scale_s1 + s.scale_s2) * 0.8
+                w.duration for w in s.workloads) + 60 + (s.scale_s1 + s.scale_s2) * 0.8 + \
+                s.django_scale * 2
             progress.say(f"{s.mode} mode: {steps_n} pgbench runs in {s.rounds} round(s), "
                          f"about {human(est)} in all; results in {out}")
             if not image_exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import re
 import shutil
 import ssl
 import subprocess
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # bench/ is a folder of the checkout, not an installed package
     sys.path.insert(0, str(ROOT))
 
-from bench import kit, naive, report, wrk  # noqa: E402
+from bench import django_mix, kit, naive, report, wrk  # noqa: E402
 from bench.pgbench import Workload, known_settings, parse_pgbench, pgbench_args, render_conf  # noqa: E402
 from bench.progress import Progress, human  # noqa: E402
 from bench.run import (  # noqa: E402
@@ -495,7 +496,7 @@ def test_bad_storm_arguments_are_refused_by_name(argv, message, capsys):
 def test_quick_and_full_workloads():
     quick = make_settings(parse_args(["--quick"]))
     # The storms wait for the stacktune plan, which sizes them.
-    assert [w.name for w in quick.workloads] == ["tpcb-s1", "select-s1"]
+    assert [w.name for w in quick.workloads] == ["tpcb-s1", "select-s1", "django-read-write"]
     size_storms(quick, PLAN)
     assert [w.name for w in quick.workloads][-2:] == ["storm-direct", "storm-pgbouncer"]
     assert quick.rounds == QUICK["rounds"] == 1
@@ -773,3 +774,75 @@ def test_summary_md_command_prints_the_tables(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, check=False)
     assert proc.returncode == 1 and "no pgbench or HTTP samples to compare" in proc.stderr
 
+
+# --- the Django-shaped workload ----------------------------------------------------------
+
+def test_django_shape_sizes_by_scale():
+    shape = django_mix.Shape(2)
+    assert (shape.authors, shape.articles, shape.comments) == (200, 20_000, 100_000)
+    assert shape.approx_mb == 2 * django_mix.MB_PER_SCALE
+    with pytest.raises(ValueError, match="Django-shaped scale must be at least 1"):
+        django_mix.Shape(0)
+
+
+def test_django_load_sql_is_the_demo_schema_at_that_scale():
+    sql = django_mix.load_sql(django_mix.Shape(2))
+    for table in ("publishing_author", "publishing_article", "publishing_comment"):
+        assert f"CREATE TABLE {table} (" in sql
+    for index in ("article_published_idx ON publishing_article (published_at DESC, id DESC)",
+                  "comment_article_created_idx\n    ON publishing_comment "
+                  "(article_id, created_at DESC, id DESC)",
+                  "publishing_article_author_id ON publishing_article (author_id)"):
+        assert f"CREATE INDEX {index}" in sql
+    assert "FROM generate_series(1, 200) AS i;" in sql          # authors
+    assert "FROM generate_series(1, 20000) AS i;" in sql        # articles
+    assert "FROM generate_series(1, 100000) AS c;" in sql       # comments
+    assert "1 + i % 200\n" in sql and "1 + c % 20000\n" in sql  # every foreign key exists
+    assert "generate_series(1, 40) AS k" in sql                 # 40 md5s: 1,280-char bodies
+    # Indexes after the rows, statistics last.
+    assert sql.index("INSERT INTO publishing_comment") < sql.index("CREATE INDEX")
+    assert sql.rstrip().endswith(
+        "VACUUM ANALYZE publishing_author, publishing_article, publishing_comment;")
+
+
+def test_django_scripts_use_only_variables_they_are_given():
+    given = {"articles", "authors"}                    # -D, from mix_args
+    builtin = {"client_id", "scale", "random_seed"}    # pgbench's own
+    for name, text in django_mix.SCRIPTS.items():
+        set_here = set(re.findall(r"^\\set (\w+) ", text, re.M))
+        used = set(re.findall(r"(?<![:\w]):([a-z_]+)", text))
+        assert used <= given | builtin | set_here, (name, used - given - builtin - set_here)
+        assert text.endswith(";\n")
+    assert "LIMIT 20 OFFSET (:page - 1) * 20;" in django_mix.SCRIPTS["list"]
+    assert "SELECT COUNT(*) AS __count FROM publishing_article WHERE author_id = :au;" in \
+        django_mix.SCRIPTS["list"]
+    assert "INNER JOIN publishing_author au" in django_mix.SCRIPTS["detail"]
+    assert "RETURNING id;" in django_mix.SCRIPTS["comment"]
+
+
+def test_django_mix_arguments_and_workloads():
+    args = django_mix.mix_args("read-mostly", django_mix.Shape(2), "/var/tmp/d/")
+    assert args == ("-f", "/var/tmp/d/django-detail.sql@70", "-f", "/var/tmp/d/django-list.sql@25",
+                    "-f", "/var/tmp/d/django-comment.sql@5", "-D", "articles=20000",
+                    "-D", "authors=200")
+    assert django_mix.mix_text("read-write") == "detail 40%, list 20%, comment 40%"
+    with pytest.raises(ValueError, match="unknown Django-shaped mix 'write-only'"):
+        django_mix.mix_args("write-only", django_mix.Shape(1), "/x")
+    with pytest.raises(ValueError, match="no script named 'search'"):
+        django_mix.mix_args("m", django_mix.Shape(1), "/x", mixes={"m": {"search": 1}})
+    quick = make_settings(parse_args(["--quick", "--django-scale", "1"]))
+    assert [w.name for w in quick.workloads if w.name.startswith("django-")] == \
+        ["django-read-write"]  # the mix that runs all three scripts
+    django = [w for w in make_settings(parse_args(["--django-scale", "1"])).workloads
+              if w.name.startswith("django-")]
+    assert [w.name for w in django] == ["django-read-mostly", "django-read-write"]
+    cmd = pgbench_args(django[1], clients=django[1].clients, duration=8)
+    assert django[1].clients == 16 and django[1].duration == FULL["duration"]
+    assert cmd[-1] == "bench_django" and "-n" in cmd and "-S" not in cmd
+    assert cmd[cmd.index("-f") + 1] == "/var/tmp/bench-django/django-detail.sql@40"
+    assert "articles=10000" in cmd
+    assert "fits in the container's 4GiB; 10,000 articles" in django[0].title
+    big = make_settings(parse_args(["--django-scale", "200"]))
+    assert "larger than the container's 4GiB" in next(
+        w.title for w in big.workloads if w.name == "django-read-write")
+    assert not [w for w in make_settings(parse_args([])).workloads if w.name.startswith("dj")]
