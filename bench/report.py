@@ -543,9 +543,18 @@ def _draw_ratios(ax, bars: Sequence[Mapping]) -> None:
     ax.axvline(1.0, color="#333333", linewidth=1)
     ax.set_yticks(y, [b["label"] for b in bars], fontsize=8)
     for yy, b in zip(y, bars, strict=True):
-        ax.text(b["max"] * 1.04, yy, ratio_spread_text(b), va="center", fontsize=8)
-    ax.set_xlim(min([b["min"] for b in bars] + [1.0]) / 1.3,
-                max([b["max"] for b in bars] + [1.0]) * 2.2)
+        # The figure beside the bar's outer end: right of a gain, left of a loss.
+        if b["median"] >= 1:
+            ax.text(b["max"] * 1.04, yy, ratio_spread_text(b), va="center", fontsize=8)
+        else:
+            ax.text(b["min"] / 1.04, yy, ratio_spread_text(b), va="center", ha="right",
+                    fontsize=8)
+    low = min([b["min"] for b in bars] + [1.0])
+    high = max([b["max"] for b in bars] + [1.0])
+    ax.set_xlim(low / (2.2 if low < 1 else 1.3), high * 2.2)
+    ticks = [2.0 ** k for k in range(-6, 7) if low / 2.2 <= 2.0 ** k <= high * 2.2]
+    ax.set_xticks(ticks, [f"{v:g}x" for v in ticks])
+    ax.minorticks_off()
     ax.set_title("stacktune over each baseline: median of the per-round ratios, "
                  "bars min-max (log scale)", fontsize=10)
     ax.grid(axis="x", alpha=0.3, which="both")
