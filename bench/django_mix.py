@@ -23,9 +23,11 @@ AUTHORS_PER_SCALE = 100
 ARTICLES_PER_SCALE = 10_000
 COMMENTS_PER_ARTICLE = 5
 BODY_MD5S = 40  # 40 x 32 hex characters: a 1,280-character body, stored inline, incompressible
-# Tables + indexes per scale unit: pg_database_size was 37 MB at scale 1, about 7.5 MB of
-# it the empty database's catalogs.
+# Tables + indexes per scale unit: pg_database_size was 37 MB at scale 1 and 584 MB at
+# scale 20, about 7.5 MB of it the empty database's catalogs.
 MB_PER_SCALE = 30
+# Loading took 126 s at scale 20 (2 CPUs, a busy machine); not measured beyond memory.
+LOAD_S_PER_SCALE = 6
 PAGE_SIZE = 20
 DATABASE = "bench_django"
 

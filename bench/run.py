@@ -289,7 +289,8 @@ def load_django_shaped(c: Container, shape: django_mix.Shape, progress: Progress
     db = django_mix.DATABASE
     progress.say(f"loading the Django-shaped tables: {db}, scale {shape.scale} "
                  f"(~{shape.approx_mb} MB, {shape.articles:,} articles, "
-                 f"{shape.comments:,} comments)")
+                 f"{shape.comments:,} comments; about "
+                 f"{human(5 + shape.scale * django_mix.LOAD_S_PER_SCALE)})")
     psql(c, f"CREATE DATABASE {db} OWNER {BENCH_USER}")
     c.sh(f"mkdir -p {DJANGO_SCRIPT_DIR}")
     for name, text in django_mix.SCRIPTS.items():
@@ -653,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
             steps_n = s.rounds * len(CONFIG_NAMES) * len(s.workloads)
             est = steps_n * (s.warmup + 5) + s.rounds * len(CONFIG_NAMES) * sum(
                 w.duration for w in s.workloads) + 60 + (s.scale_s1 + s.scale_s2) * 0.8 + \
-                s.django_scale * 2
+                s.django_scale * django_mix.LOAD_S_PER_SCALE
             progress.say(f"{s.mode} mode: {steps_n} pgbench runs in {s.rounds} round(s), "
                          f"about {human(est)} in all; results in {out}")
             if not image_exists():
