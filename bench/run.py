@@ -520,7 +520,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="smoke test: 1 round, scale 10, the Django-shaped read/write mix "
                    "at scale 1, 8 s runs, "
                    "no out-of-memory scale "
-                   "(about 2.5-4 min; the full run takes about 50-55 min)")
+                   "(about 3-4.5 min; the full run takes about 50-55 min)")
     p.add_argument("--out", type=Path, help="output directory (default bench/results/<UTC>)")
     p.add_argument("--rounds", type=int, help="rounds (default 3, quick 1)")
     p.add_argument("--duration", type=int, help="seconds per timed run (default 60, quick 8)")
