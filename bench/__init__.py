@@ -8,6 +8,7 @@ stacktune plan) with pgbench, interleaved over rounds, and writes
 
 Modules:
     pgbench   build pgbench command lines, parse their output, write conf.d files
+    django_mix  a Django-shaped pgbench workload: the demo's tables and its pages' queries
     wrk       run wrk against a URL and parse its report (HTTP hook)
     kit       time Ansible runs (first/second converge, --check, facts-only floor)
     stats     median, spread, ratios

@@ -93,28 +93,25 @@ def _last_error(stderr: str) -> str | None:
 
 @dataclass(frozen=True)
 class Workload:
-    """One pgbench workload. ``clients`` None means: storm_factor x max_connections."""
+    """One pgbench workload. ``clients`` is the same for every configuration, storms
+    included (``storm``: a new connection per transaction, refusals counted)."""
 
     name: str
     title: str
     database: str
+    clients: int
     port: int = 5432
     select_only: bool = False
     connect_per_transaction: bool = False
-    clients: int | None = None
-    storm_factor: int = 10
+    storm: bool = False
     duration: int = 60
     no_vacuum: bool = False
     extra: tuple[str, ...] = field(default_factory=tuple)
 
-    def clients_for(self, max_connections: int) -> int:
-        if self.clients is not None:
-            return self.clients
-        return self.storm_factor * max_connections
-
-    @property
-    def is_storm(self) -> bool:
-        return self.clients is None
+    def __post_init__(self) -> None:
+        if self.clients < 1:
+            raise ValueError(f"workload {self.name}: clients must be at least 1, "
+                             f"got {self.clients}")
 
 
 def pgbench_args(workload: Workload, *, clients: int, duration: int, seed: int = 42,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -9,7 +10,15 @@ from pathlib import Path
 
 from bench.kit import STEPS, TITLES
 from bench.naive import fix_rows
-from bench.stats import ratio, ratio_text, spread_text, summarize, total
+from bench.stats import (
+    paired_ratios,
+    ratio,
+    ratio_spread_text,
+    ratio_text,
+    spread_text,
+    summarize,
+    total,
+)
 
 COLORS = {"default": "#9e9e9e", "pgtune": "#4c72b0", "stacktune": "#dd8452"}
 FALLBACK_COLORS = ("#55a868", "#c44e52", "#8172b2", "#937860")
@@ -64,6 +73,118 @@ def summarize_groups(samples: Sequence[Mapping], group: str, item: str, value: s
         entry["_ratios"] = ratios
         out[name] = entry
     return out
+
+
+PGBENCH_BASELINES = ("default", "pgtune")
+BASELINE_TITLES = {"default": "default", "pgtune": "PGTune"}
+
+
+def _by_round(samples: Sequence[Mapping], group: str, name: str, item: str, it: str,
+              value: str) -> dict[int, float | None]:
+    return {s["round"]: s.get(value) for s in samples
+            if s.get(group) == name and s.get(item) == it and "round" in s}
+
+
+def comparison_summary(results: Mapping) -> dict:
+    """One entry per comparison, from the paired rounds (see stats.paired_ratios):
+
+    - ``<workload>.stacktune_over_default`` and ``.stacktune_over_pgtune`` (pgbench tps),
+      with ``same_clients`` false where the two ran different client counts (older
+      storms: each configuration got a multiple of its own max_connections);
+    - ``http.<endpoint>.<stack>_over_<first stack>`` (requests/s) when the HTTP phase ran.
+
+    There is no ``stacktune_over_best`` until a sweep measures a best point.
+    """
+    out: dict = {}
+    samples = results.get("samples") or []
+    names = [w["name"] for w in results.get("workloads") or []] or \
+        list(dict.fromkeys(s["workload"] for s in samples))
+    for name in names:
+        mine = [s for s in samples if s.get("workload") == name]
+        for base in PGBENCH_BASELINES:
+            entry = paired_ratios(_by_round(mine, "workload", name, "config", "stacktune", "tps"),
+                                  _by_round(mine, "workload", name, "config", base, "tps"))
+            if not entry["rounds"]:
+                continue
+            clients = [{s.get("clients") for s in mine if s["config"] == c}
+                       for c in ("stacktune", base)]
+            entry["same_clients"] = clients[0] == clients[1]
+            out[f"{name}.stacktune_over_{base}"] = entry
+    http = results.get("http") or []
+    stacks = list(dict.fromkeys(x["stack"] for x in http))
+    for endpoint in dict.fromkeys(x["endpoint"] for x in http):
+        for stack in stacks[1:]:
+            entry = paired_ratios(
+                _by_round(http, "endpoint", endpoint, "stack", stack, "requests_per_s"),
+                _by_round(http, "endpoint", endpoint, "stack", stacks[0], "requests_per_s"))
+            if entry["rounds"]:
+                out[f"http.{endpoint}.{stack}_over_{stacks[0]}"] = entry
+    return out
+
+
+def _refused_share(entry: Mapping | None) -> str:
+    if not entry:
+        return "-"
+    attempts = entry.get("transactions_total", 0) + entry["errors"]
+    return f"{100 * entry['errors'] / attempts:.0f}%" if attempts else "-"
+
+
+def summary_tables(results: Mapping, ratios: Mapping | None = None) -> list[str]:
+    """The summary tables: one line per workload, stacktune's ratio over each baseline."""
+    if ratios is None:
+        ratios = comparison_summary(results)
+    if not ratios:
+        return []
+    lines = ["", "## Summary: stacktune over each baseline", "",
+             "Median of the per-round ratios (round k's stacktune over round k's baseline: "
+             "the rounds are interleaved, so each pair ran in the same state of the "
+             "machine) and, in brackets, the lowest and highest of those ratios. pgbench: "
+             "tps; HTTP: requests/s. In results.json: `summary.ratios`; `python -m bench.report "
+             "--summary-md results.json` prints these tables from any run's samples."]
+    pgbench = (results.get("summary") or {}).get("pgbench") or {}
+    rows, unequal = [], False
+    workloads = results.get("workloads") or [
+        {"name": n, "short": n} for n in dict.fromkeys(s["workload"]
+                                                       for s in results.get("samples", []))]
+    for w in workloads:
+        cells = []
+        for base in PGBENCH_BASELINES:
+            entry = ratios.get(f"{w['name']}.stacktune_over_{base}")
+            text = ratio_spread_text(entry)
+            if entry and not entry.get("same_clients", True):
+                text += " †"
+                unequal = True
+            cells.append(text)
+        if all(c == "-" for c in cells):
+            continue
+        rounds = max((ratios.get(f"{w['name']}.stacktune_over_{b}") or {}).get("rounds", 0)
+                     for b in PGBENCH_BASELINES)
+        refused = "-"
+        if w.get("storm") or w["name"].startswith("storm"):
+            entry = pgbench.get(w["name"]) or {}
+            refused = " / ".join(_refused_share(entry.get(c))
+                                 for c in ("default", "pgtune", "stacktune"))
+        rows.append([w.get("short") or w["name"], *cells, str(rounds), refused])
+    if rows:
+        lines += ["", *_table(["workload (pgbench)", "stacktune / default",
+                               "stacktune / PGTune", "rounds",
+                               "refused connections: default / PGTune / stacktune"],
+                              rows, "lrrrr")]
+        if unequal:
+            lines += ["", "† The configurations ran different client counts here (this "
+                          "run's storms gave each a multiple of its own max_connections): "
+                          "not the same load, so this ratio does not compare them."]
+    http_rows = []
+    for key, entry in ratios.items():
+        if key.startswith("http."):
+            endpoint, comparison = key[len("http."):].rsplit(".", 1)
+            stack, base = comparison.split("_over_", 1)
+            http_rows.append([endpoint, f"{stack} / {base}", ratio_spread_text(entry),
+                              str(entry["rounds"])])
+    if http_rows:
+        lines += ["", *_table(["page (HTTP, wrk)", "comparison", "req/s ratio", "rounds"],
+                              http_rows, "llrr")]
+    return lines
 
 
 def summarize_kit(samples: Sequence[Mapping]) -> dict:
@@ -348,6 +469,7 @@ def render_markdown(results: Mapping) -> str:
              ("load average (start → end)", env.get("load_average")),
              ("wall time", env.get("wall_time"))]
     lines += [f"- {k}: {v}" for k, v in facts if v]
+    lines += summary_tables(results, (results.get("summary") or {}).get("ratios"))
     if results.get("workloads"):
         lines += ["", "## PostgreSQL (pgbench)"]
         lines += pgbench_tables(results)
@@ -381,9 +503,68 @@ def _panels(results: Mapping) -> list[dict]:
     return panels
 
 
+def ratio_bars(results: Mapping) -> list[dict]:
+    """The chart's ratio panel: one bar per comparison, median with its min-max."""
+    ratios = (results.get("summary") or {}).get("ratios")
+    if ratios is None:
+        ratios = comparison_summary(results)
+    shorts = {w["name"]: w.get("short") or w["name"] for w in results.get("workloads") or []}
+    bars = []
+    for key, entry in ratios.items():
+        if not entry.get("rounds"):
+            continue
+        if key.startswith("http."):
+            endpoint, comparison = key[len("http."):].rsplit(".", 1)
+            stack, base = comparison.split("_over_", 1)
+            label = f"HTTP {endpoint}: {stack} / {base}"
+        else:
+            name, comparison = key.split(".", 1)
+            base = comparison.split("_over_", 1)[1]
+            label = f"{shorts.get(name, name)}: stacktune / {BASELINE_TITLES.get(base, base)}"
+            if not entry.get("same_clients", True):
+                label += " (different clients)"
+        bars.append({"label": label, "median": entry["median"], "min": entry["min"],
+                     "max": entry["max"], "rounds": entry["rounds"]})
+    return bars
+
+
+def _draw_ratios(ax, bars: Sequence[Mapping]) -> None:
+    # Log scale: 1.03x and 20x on one axis, and 0.5x as far below 1 as 2x is above.
+    y = list(range(len(bars)))[::-1]
+    medians = [b["median"] for b in bars]
+    low = [b["median"] - b["min"] for b in bars]
+    high = [b["max"] - b["median"] for b in bars]
+    colors = [COLORS["stacktune"] if b["median"] >= 1 else COLORS["default"] for b in bars]
+    # Bars grow from 1.0 (no difference) to the ratio, right for a gain, left for a loss.
+    ax.barh(y, [m - 1.0 for m in medians], left=1.0, color=colors, height=0.6)
+    ax.errorbar(medians, y, xerr=[low, high], fmt="none", capsize=4, elinewidth=1.2,
+                ecolor="#333333")
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="#333333", linewidth=1)
+    ax.set_yticks(y, [b["label"] for b in bars], fontsize=8)
+    for yy, b in zip(y, bars, strict=True):
+        # The figure beside the bar's outer end: right of a gain, left of a loss.
+        if b["median"] >= 1:
+            ax.text(b["max"] * 1.04, yy, ratio_spread_text(b), va="center", fontsize=8)
+        else:
+            ax.text(b["min"] / 1.04, yy, ratio_spread_text(b), va="center", ha="right",
+                    fontsize=8)
+    low = min([b["min"] for b in bars] + [1.0])
+    high = max([b["max"] for b in bars] + [1.0])
+    ax.set_xlim(low / (2.2 if low < 1 else 1.3), high * 2.2)
+    ticks = [2.0 ** k for k in range(-6, 7) if low / 2.2 <= 2.0 ** k <= high * 2.2]
+    ax.set_xticks(ticks, [f"{v:g}x" for v in ticks])
+    ax.minorticks_off()
+    ax.set_title("stacktune over each baseline: median of the per-round ratios, "
+                 "bars min-max (log scale)", fontsize=10)
+    ax.grid(axis="x", alpha=0.3, which="both")
+    ax.set_axisbelow(True)
+
+
 def render_png(results: Mapping, path: Path) -> bool:
     panels = _panels(results)
-    if not panels:
+    bars = ratio_bars(results)
+    if not panels and not bars:
         return False
     try:
         import matplotlib
@@ -394,10 +575,15 @@ def render_png(results: Mapping, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = 2 if len(panels) in (2, 4) else min(3, len(panels))
+    cols = 2 if len(panels) in (2, 4) else max(1, min(3, len(panels)))
     rows_n = (len(panels) + cols - 1) // cols
-    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.9 * rows_n), squeeze=False)
-    for ax, panel in zip(axes.flat, panels, strict=False):
+    heights = [3.9] * rows_n + ([1.2 + 0.32 * len(bars)] if bars else [])
+    fig = plt.figure(figsize=(max(4.6 * cols, 9.2), sum(heights)))
+    grid = fig.add_gridspec(len(heights), cols, height_ratios=heights)
+    axes = [fig.add_subplot(grid[r, c]) for r in range(rows_n) for c in range(cols)]
+    if bars:
+        _draw_ratios(fig.add_subplot(grid[-1, :]), bars)
+    for ax, panel in zip(axes, panels, strict=False):
         items, entry, value = panel["items"], panel["entry"], panel["value"]
         medians = [entry[i][value]["median"] or 0 for i in items]
         low = [m - (entry[i][value]["min"] or 0) for m, i in zip(medians, items, strict=True)]
@@ -425,13 +611,13 @@ def render_png(results: Mapping, path: Path) -> bool:
                           if k.startswith("stacktune/") and v is not None)
         if note:
             ax.set_xlabel(f"stacktune vs {note}", fontsize=8)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in axes[len(panels):]:
         ax.axis("off")
     env = results["environment"]
     limits = f" — container {env['container_limits']}" if results.get("workloads") else ""
     fig.suptitle(f"stacktune benchmark ({results['mode']}; median over rounds, bars min-max)"
                  f"{limits}", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / sum(heights)))  # room for the suptitle
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
@@ -446,3 +632,26 @@ def write_results(results: dict, out_dir: Path) -> dict[str, Path]:
     if not render_png(results, paths["png"]):
         paths.pop("png")
     return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """python -m bench.report --summary-md results.json: the summary tables, for the README."""
+    p = argparse.ArgumentParser(prog="python -m bench.report")
+    p.add_argument("--summary-md", type=Path, required=True, metavar="RESULTS_JSON",
+                   help="print the summary tables (stacktune's ratios) of this results.json")
+    a = p.parse_args(argv)
+    try:
+        results = json.loads(a.summary_md.read_text())
+    except (OSError, ValueError) as exc:
+        p.error(f"--summary-md: cannot read {a.summary_md}: {exc}")
+    lines = summary_tables(results, comparison_summary(results))
+    if not lines:
+        print(f"{a.summary_md}: no pgbench or HTTP samples to compare", file=sys.stderr)
+        return 1
+    # Drop the section heading: the README has its own.
+    print("\n".join(lines[3:]).strip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,12 +23,13 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench import django_mix, naive, recorder, report, wrk
 from bench import kit as kit_mod
-from bench import naive, recorder, report, wrk
 from bench.docker import IMAGE, CommandFailed, Container, docker, image_exists
 from bench.pgbench import (
     Workload,
@@ -57,6 +58,7 @@ class Settings:
     scale_s1: int
     scale_s2: int
     duration: int
+    django_scale: int
     storm_duration: int
     warmup: int
     clients: int
@@ -65,6 +67,11 @@ class Settings:
     cpus: float
     progress_interval: int = 5
     rotate: bool = False
+    # One storm size for every configuration: 0 until size_storms() has read the plan
+    # (or --storm-clients gave it); storm_basis says where the number comes from.
+    storm_clients: int = 0
+    storm_basis: str = ""
+    django_mixes: tuple[str, ...] = tuple(django_mix.MIXES)
     workloads: list[Workload] = field(default_factory=list)
 
     @property
@@ -82,16 +89,19 @@ class Settings:
         return f"{self.cpus:g}"
 
 
-QUICK = {"rounds": 1, "scale_s1": 10, "scale_s2": 0, "duration": 8, "storm_duration": 5,
-         "warmup": 2}
-FULL = {"rounds": 3, "scale_s1": 50, "scale_s2": 300, "duration": 60, "storm_duration": 30,
-        "warmup": 10}
+QUICK = {"rounds": 1, "scale_s1": 10, "scale_s2": 0, "django_scale": 1, "duration": 8,
+         "storm_duration": 5, "warmup": 2}
+FULL = {"rounds": 3, "scale_s1": 50, "scale_s2": 300, "django_scale": 0, "duration": 60,
+        "storm_duration": 30, "warmup": 10}
+DJANGO_SCRIPT_DIR = "/var/tmp/bench-django"
 
 
 def build_workloads(s: Settings) -> list[Workload]:
-    def size(scale: int) -> str:
-        mb = scale * MB_PER_SCALE
+    def size_mb(mb: int) -> str:
         return f"~{mb / 1024:.1f} GB" if mb >= 1024 else f"~{mb} MB"
+
+    def size(scale: int) -> str:
+        return size_mb(scale * MB_PER_SCALE)
 
     s1, s2 = s.scale_s1, s.scale_s2
     workloads = [
@@ -106,20 +116,79 @@ def build_workloads(s: Settings) -> list[Workload]:
             "tpcb-s2", f"TPC-B-like read/write, scale {s2} ({size(s2)}: larger than the "
             f"container's {s.plan_memory})", "bench_s2", clients=s.clients,
             duration=s.duration))
+    if s.django_scale:
+        shape = django_mix.Shape(s.django_scale)
+        fits = "larger than" if shape.approx_mb > s.memory_gib * 1024 else "fits in"
+        for mix in s.django_mixes:
+            workloads.append(Workload(
+                f"django-{mix}", f"Django-shaped {mix} mix ({django_mix.mix_text(mix)}), "
+                f"the demo's tables at scale {s.django_scale} ({size_mb(shape.approx_mb)}: "
+                f"{fits} the container's {s.plan_memory}; {shape.articles:,} articles)",
+                django_mix.DATABASE, clients=s.clients, duration=s.duration, no_vacuum=True,
+                extra=django_mix.mix_args(mix, shape, DJANGO_SCRIPT_DIR)))
+    if not s.storm_clients:  # sized by size_storms() once the stacktune plan is known
+        return workloads
     for port, where in ((5432, "direct"), (6432, "pgbouncer")):
         via = "directly to PostgreSQL" if where == "direct" else "through PgBouncer"
         workloads.append(Workload(
-            f"storm-{where}", f"Connection storm {via}: {s.storm_factor} x max_connections "
-            f"clients, a new connection per transaction (-C), select-only, scale {s1}",
+            f"storm-{where}", f"Connection storm {via}: {s.storm_clients} clients for every "
+            f"configuration ({s.storm_basis}), a new connection per transaction (-C), "
+            f"select-only, scale {s1}",
             "bench_s1", port=port, select_only=True, connect_per_transaction=True,
-            clients=None, storm_factor=s.storm_factor, duration=s.storm_duration,
+            clients=s.storm_clients, storm=True, duration=s.storm_duration,
             no_vacuum=True))
     return workloads
 
 
+def storm_client_count(stacktune_plan: Mapping, factor: int,
+                       override: int | None = None) -> tuple[int, str]:
+    """The storm's client count, one number for every configuration, and its basis.
+
+    Giving each configuration a multiple of its own max_connections loads them
+    differently (1000 clients for the default's 100, 2000 for PGTune's 200, 210 for
+    stacktune's 21), so neither tps nor refusals compare. One count for all, by
+    default ``factor`` x the stacktune plan's max_connections, loads them alike.
+    """
+    if override is not None:
+        if override < 1:
+            raise ValueError(f"--storm-clients must be at least 1, got {override}")
+        return override, "--storm-clients"
+    if factor < 1:
+        raise ValueError(f"--storm-factor must be at least 1, got {factor}")
+    try:
+        planned = int(stacktune_plan["postgresql"]["max_connections"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError("the stacktune plan has no integer postgresql.max_connections to "
+                         "size the storms from: give --storm-clients N") from exc
+    return factor * planned, f"{factor} x stacktune's planned max_connections, {planned}"
+
+
+def size_storms(s: Settings, stacktune_plan: Mapping, override: int | None = None) -> None:
+    """Fix the storms' client count from the plan (or the override) and add the storms."""
+    s.storm_clients, s.storm_basis = storm_client_count(stacktune_plan, s.storm_factor,
+                                                        override)
+    s.workloads = build_workloads(s)
+
+
+def storm_note(s: Settings, pgbouncer: Mapping) -> str:
+    """What the storms compare, for the report's notes."""
+    return (f"Storms: {s.storm_clients} clients for every configuration ({s.storm_basis}), "
+            "directly and through PgBouncer, so tps and the refused share of connection "
+            "attempts compare across configurations. Directly, each configuration's own "
+            "max_connections refuses the excess. Through PgBouncer, all three sit behind "
+            "the same PgBouncer, the stacktune plan's (max_client_conn "
+            f"{pgbouncer.get('max_client_conn', '?')}, default_pool_size "
+            f"{pgbouncer.get('default_pool_size', '?')}, max_db_connections "
+            f"{pgbouncer.get('max_db_connections', '?')}): PostgreSQL's defaults and PGTune "
+            "size no pooler, so that storm compares the PostgreSQL settings behind one "
+            "pooler, not poolers.")
+
+
 SHORT = {"tpcb-s1": "TPC-B, scale {s1}", "select-s1": "select-only, scale {s1}",
          "tpcb-s2": "TPC-B, scale {s2}", "storm-direct": "storm, direct",
-         "storm-pgbouncer": "storm, via PgBouncer"}
+         "storm-pgbouncer": "storm, via PgBouncer",
+         "django-read-mostly": "Django read-mostly, scale {sd}",
+         "django-read-write": "Django read/write, scale {sd}"}
 
 
 # --- plans --------------------------------------------------------------------
@@ -211,6 +280,26 @@ def setup_cluster(c: Container, s: Settings, progress: Progress) -> None:
         psql(c, f"CREATE DATABASE {db} OWNER {BENCH_USER}")
         c.sh(f"{client_env()} pgbench -i -q -s {scale} -I dtGvp -h 127.0.0.1 "
              f"-U {BENCH_USER} {db}", timeout=3600)
+    if s.django_scale:
+        load_django_shaped(c, django_mix.Shape(s.django_scale), progress)
+
+
+def load_django_shaped(c: Container, shape: django_mix.Shape, progress: Progress) -> None:
+    """The demo's tables in their own database, owned by the bench role, and the scripts."""
+    db = django_mix.DATABASE
+    progress.say(f"loading the Django-shaped tables: {db}, scale {shape.scale} "
+                 f"(~{shape.approx_mb} MB, {shape.articles:,} articles, "
+                 f"{shape.comments:,} comments; about "
+                 f"{human(5 + shape.scale * django_mix.LOAD_S_PER_SCALE)})")
+    psql(c, f"CREATE DATABASE {db} OWNER {BENCH_USER}")
+    c.sh(f"mkdir -p {DJANGO_SCRIPT_DIR}")
+    for name, text in django_mix.SCRIPTS.items():
+        c.write(django_mix.script_path(DJANGO_SCRIPT_DIR, name), text)
+    c.write(f"{DJANGO_SCRIPT_DIR}/load.sql", django_mix.load_sql(shape))
+    c.sh(f"{client_env()} psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U {BENCH_USER} "
+         f"-d {db} -f {DJANGO_SCRIPT_DIR}/load.sql", timeout=3600)
+    size = psql(c, f"SELECT pg_database_size('{db}')")
+    progress.say(f"    {db}: {int(size) / 2**20:,.0f} MB")
 
 
 def client_env(port: int = 5432) -> str:
@@ -329,6 +418,8 @@ def pgbench_phase(s: Settings, c: Container, progress: Progress, results: dict) 
                       *[n for cfg in configs for n in cfg["settings"]]})
 
     workloads = s.workloads
+    if not s.storm_clients:
+        raise RuntimeError("the storms have no client count: size_storms() was not run")
     steps = interleave(s.rounds, [cfg["name"] for cfg in configs], workloads, s.rotate)
     by_name = {cfg["name"]: cfg for cfg in configs}
     planned = [st.workload.duration + s.warmup for st in steps]
@@ -347,7 +438,7 @@ def pgbench_phase(s: Settings, c: Container, progress: Progress, results: dict) 
             if "effective" not in cfg:
                 cfg["effective"] = effective_settings(c, watched)
                 cfg["max_connections"] = max_conn
-        clients = w.clients_for(max_conn)
+        clients = w.clients
         label = f"round {step.round} {cfg['name']} {w.name} ({clients} clients)"
         progress.step(step.index, len(steps), label, planned[pos],
                       sum(planned[pos:]), len(steps) - pos)
@@ -371,16 +462,14 @@ def pgbench_phase(s: Settings, c: Container, progress: Progress, results: dict) 
 def workload_records(s: Settings) -> list[dict]:
     records = []
     for w in s.workloads:
-        clients = str(w.clients)
-        args = pgbench_args(w, clients=10**6, duration=w.duration,
+        args = pgbench_args(w, clients=w.clients, duration=w.duration,
                             progress=s.progress_interval)
-        args[args.index("-c") + 1] = "N" if w.is_storm else clients
         records.append({"name": w.name, "title": w.title,
-                        "short": SHORT[w.name].format(s1=s.scale_s1, s2=s.scale_s2),
-                        "command": command_line(args) + (
-                            f"  (N = {w.storm_factor} x max_connections)" if w.is_storm else ""),
+                        "short": SHORT[w.name].format(s1=s.scale_s1, s2=s.scale_s2,
+                                                      sd=s.django_scale),
+                        "command": command_line(args), "clients": w.clients,
                         "duration": w.duration,
-                        "warmup": s.warmup, "rounds": s.rounds, "storm": w.is_storm,
+                        "warmup": s.warmup, "rounds": s.rounds, "storm": w.storm,
                         "database": w.database, "port": w.port})
     return records
 
@@ -404,6 +493,21 @@ def finish(results: dict, s: Settings, started: float) -> None:
             results["http"], "endpoint", "stack", "requests_per_s", stacks,
             # The first stack of the config is the baseline (the untuned one).
             baselines=stacks[:1], extra=("p50_ms", "p95_ms", "p99_ms"))
+    summary["ratios"] = report.comparison_summary(results)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else positive_int(text)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -413,8 +517,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "stacktune plan (pgbench, interleaved rounds, one resource-limited container); "
         "optional hooks time the kit's Ansible runs and load the Django stack with wrk.")
     p.add_argument("--quick", action="store_true",
-                   help="smoke test: 1 round, scale 10, 8 s runs, no out-of-memory scale "
-                   "(about 2.5-4 min; the full run takes about 50-55 min)")
+                   help="smoke test: 1 round, scale 10, the Django-shaped read/write mix "
+                   "at scale 1, 8 s runs, "
+                   "no out-of-memory scale "
+                   "(about 3-4.5 min; the full run takes about 50-55 min)")
     p.add_argument("--out", type=Path, help="output directory (default bench/results/<UTC>)")
     p.add_argument("--rounds", type=int, help="rounds (default 3, quick 1)")
     p.add_argument("--duration", type=int, help="seconds per timed run (default 60, quick 8)")
@@ -422,11 +528,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, help="untimed seconds before each run (10, quick 2)")
     p.add_argument("--scale-s1", type=int, help="scale that fits in memory (50, quick 10)")
     p.add_argument("--scale-s2", type=int, help="scale larger than memory (300, quick 0=skip)")
+    p.add_argument("--django-scale", type=non_negative_int,
+                   help="scale of the Django-shaped tables, about "
+                   f"{django_mix.MB_PER_SCALE} MB each (quick 1, full 0=skip; 200 is larger "
+                   "than the 4 GiB container)")
     p.add_argument("--clients", type=int, default=16,
                    help="pgbench clients for TPC-B and select-only (default 16: below every "
                    "configuration's max_connections)")
-    p.add_argument("--storm-factor", type=int, default=10,
-                   help="storm clients = this x the configuration's max_connections")
+    p.add_argument("--storm-factor", type=positive_int, default=10,
+                   help="storm clients = this x stacktune's planned max_connections, the "
+                   "same count for every configuration (default 10)")
+    p.add_argument("--storm-clients", type=positive_int,
+                   help="storm clients for every configuration (overrides --storm-factor)")
     p.add_argument("--order", choices=("fixed", "rotate"), default="fixed",
                    help="configuration order per round: fixed (default, pgtune, stacktune "
                    "every round) or rotate (A B C, B C A, C A B)")
@@ -465,10 +578,16 @@ def make_settings(a: argparse.Namespace) -> Settings:
 
     s = Settings(mode="quick" if a.quick else "full", rounds=pick("rounds"),
                  scale_s1=pick("scale_s1"), scale_s2=pick("scale_s2"),
+                 django_scale=pick("django_scale"),
                  duration=pick("duration"), storm_duration=pick("storm_duration"),
                  warmup=pick("warmup"), clients=a.clients, storm_factor=a.storm_factor,
                  memory_gib=a.memory_gib, cpus=a.cpus,
                  progress_interval=2 if a.quick else 5, rotate=a.order == "rotate")
+    if a.storm_clients:
+        s.storm_clients, s.storm_basis = a.storm_clients, "--storm-clients"
+    if a.quick:
+        # The read/write mix runs all three scripts: CI proves them at ~33 s, not ~66.
+        s.django_mixes = ("read-write",)
     s.workloads = build_workloads(s)
     return s
 
@@ -499,10 +618,16 @@ def main(argv: list[str] | None = None) -> int:
     naive_config = load(a.naive_config)
     recorder_config = load(a.recorder_config)
 
+    plans: dict = {}
+    if not a.skip_pgbench:
+        # The storms' one client count comes from the stacktune plan: plan first.
+        plans = compute_plans(s)
+        size_storms(s, plans["stacktune"]["plan"], a.storm_clients)
+
     results: dict = {"mode": s.mode, "rounds": s.rounds, "samples": [], "configs": [],
                      "round_orders": round_orders(s.rounds, CONFIG_NAMES, s.rotate),
                      "workloads": [] if a.skip_pgbench else workload_records(s),
-                     "environment": environment(s, None), "plans": {},
+                     "environment": environment(s, None), "plans": plans,
                      "notes": [
                          "All configurations run on the same server and data; each is "
                          "applied by writing conf.d/90-bench.conf and restarting PostgreSQL.",
@@ -513,9 +638,9 @@ def main(argv: list[str] | None = None) -> int:
                          "configuration; auth_type scram-sha-256 with the bench role's "
                          "SCRAM secret from pg_authid in the userlist (the plan's 'hba' "
                          "needs an hba file the bench does not need).",
-                         "Storm clients differ per configuration (10 x its own "
-                         "max_connections): compare their errors, not their tps.",
                      ]}
+    if plans:
+        results["notes"].append(storm_note(s, plans["stacktune"]["plan"]["pgbouncer"]))
     if not s.rotate:
         results["notes"].append(
             "Fixed order: each round runs default, pgtune, stacktune, so whatever builds up "
@@ -528,14 +653,14 @@ def main(argv: list[str] | None = None) -> int:
         if not a.skip_pgbench:
             steps_n = s.rounds * len(CONFIG_NAMES) * len(s.workloads)
             est = steps_n * (s.warmup + 5) + s.rounds * len(CONFIG_NAMES) * sum(
-                w.duration for w in s.workloads) + 60 + (s.scale_s1 + s.scale_s2) * 0.8
+                w.duration for w in s.workloads) + 60 + (s.scale_s1 + s.scale_s2) * 0.8 + \
+                s.django_scale * django_mix.LOAD_S_PER_SCALE
             progress.say(f"{s.mode} mode: {steps_n} pgbench runs in {s.rounds} round(s), "
                          f"about {human(est)} in all; results in {out}")
             if not image_exists():
                 progress.say(f"image {IMAGE} missing: running scripts/container-harness")
                 subprocess.run([str(ROOT / "scripts" / "container-harness"), "bookworm"],
                                check=True)
-            results["plans"] = compute_plans(s)
             pgbench_phase(s, container, progress, results)
         if commands:
             kit_rounds = a.kit_rounds or kit_rounds_cfg or (s.rounds if "reset" in commands

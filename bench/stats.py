@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 
 def summarize(values: Iterable[float | None]) -> dict:
@@ -29,6 +29,32 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or denominator is None or denominator == 0:
         return None
     return numerator / denominator
+
+
+def paired_ratios(numerators: Mapping[int, float | None],
+                  denominators: Mapping[int, float | None]) -> dict:
+    """Median, min and max of round k's numerator over round k's denominator.
+
+    The rounds are interleaved (every configuration runs once per round), so a
+    round's pair saw the same machine state; the spread of the paired ratios is
+    the comparison's own noise. Rounds missing on either side, or with a
+    denominator of 0, are left out (``rounds`` says how many counted).
+    """
+    common = sorted(set(numerators) & set(denominators))
+    per_round = {rnd: ratio(numerators[rnd], denominators[rnd]) for rnd in common}
+    kept = {rnd: r for rnd, r in per_round.items() if r is not None}
+    s = summarize(kept.values())
+    return {"median": s["median"], "min": s["min"], "max": s["max"], "rounds": s["n"],
+            "per_round": {str(rnd): r for rnd, r in kept.items()}}
+
+
+def ratio_spread_text(entry: Mapping | None) -> str:
+    """'1.17x [1.12-1.21]' from a paired_ratios() entry."""
+    if not entry or not entry.get("rounds"):
+        return "-"
+    if entry["rounds"] == 1:
+        return f"{entry['median']:.2f}x (1 round)"
+    return f"{entry['median']:.2f}x [{entry['min']:.2f}-{entry['max']:.2f}]"
 
 
 def spread_text(summary: dict, digits: int = 0) -> str:

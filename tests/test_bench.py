@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import re
 import shutil
 import ssl
 import subprocess
@@ -18,12 +19,23 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # bench/ is a folder of the checkout, not an installed package
     sys.path.insert(0, str(ROOT))
 
-from bench import kit, naive, report, wrk  # noqa: E402
+from bench import django_mix, kit, naive, report, wrk  # noqa: E402
 from bench.pgbench import Workload, known_settings, parse_pgbench, pgbench_args, render_conf  # noqa: E402
 from bench.progress import Progress, human  # noqa: E402
-from bench.run import FULL, QUICK, build_workloads, make_settings, parse_args, pgbouncer_ini  # noqa: E402
+from bench.run import (  # noqa: E402
+    FULL,
+    QUICK,
+    build_workloads,
+    make_settings,
+    parse_args,
+    pgbouncer_ini,
+    size_storms,
+    storm_client_count,
+    storm_note,
+    workload_records,
+)
 from bench.schedule import interleave, round_orders  # noqa: E402
-from bench.stats import ratio, ratio_text, spread_text, summarize  # noqa: E402
+from bench.stats import paired_ratios, ratio, ratio_spread_text, ratio_text, spread_text, summarize  # noqa: E402
 
 FIXTURES = ROOT / "bench" / "fixtures"
 
@@ -103,10 +115,9 @@ def test_aborted_clients_counted_once_each():
 
 
 def test_pgbench_args_storm_and_plain():
-    storm = Workload("storm-pgbouncer", "t", "bench_s1", port=6432, select_only=True,
-                     connect_per_transaction=True, no_vacuum=True)
-    assert storm.is_storm and storm.clients_for(21) == 210
-    args = pgbench_args(storm, clients=210, duration=5, progress=2)
+    storm = Workload("storm-pgbouncer", "t", "bench_s1", 210, port=6432, select_only=True,
+                     connect_per_transaction=True, storm=True, no_vacuum=True)
+    args = pgbench_args(storm, clients=storm.clients, duration=5, progress=2)
     assert args[:2] == ["pgbench", "--random-seed=42"]
     assert args[-1] == "bench_s1"
     for flag in ("-S", "-C", "-n", "--progress=2"):
@@ -114,9 +125,11 @@ def test_pgbench_args_storm_and_plain():
     assert args[args.index("-p") + 1] == "6432"
     assert args[args.index("-c") + 1] == "210" and args[args.index("-j") + 1] == "2"
     plain = Workload("tpcb-s1", "t", "bench_s1", clients=16)
-    args = pgbench_args(plain, clients=plain.clients_for(100), duration=60)
+    args = pgbench_args(plain, clients=plain.clients, duration=60)
     assert args[args.index("-c") + 1] == "16" and args[args.index("-T") + 1] == "60"
     assert "-S" not in args and "-C" not in args
+    with pytest.raises(ValueError, match="clients must be at least 1"):
+        Workload("storm-direct", "t", "bench_s1", clients=0, storm=True)
 
 
 # --- conf.d writer ------------------------------------------------------------------
@@ -430,17 +443,70 @@ def test_progress_line_estimates_time_left():
     assert human(45) == "45 s" and human(3 * 3600 + 120) == "3 h 02 min"
 
 
+# The stacktune plan's figures the storms are sized from (4 GiB, 2 CPUs, web).
+PLAN = {"postgresql": {"max_connections": "21"},
+        "pgbouncer": {"max_client_conn": "410", "default_pool_size": "6",
+                      "max_db_connections": "8"}}
+
+
+def test_storm_client_count_comes_from_the_stacktune_plan():
+    assert storm_client_count(PLAN, 10) == (210, "10 x stacktune's planned max_connections, 21")
+    assert storm_client_count(PLAN, 3)[0] == 63
+    assert storm_client_count(PLAN, 10, override=500) == (500, "--storm-clients")
+    with pytest.raises(ValueError, match="give --storm-clients N"):
+        storm_client_count({"postgresql": {}}, 10)
+    with pytest.raises(ValueError, match="--storm-factor must be at least 1"):
+        storm_client_count(PLAN, 0)
+
+
+def test_storms_load_every_configuration_with_the_same_clients():
+    """One client count for default, pgtune and stacktune, directly and via PgBouncer."""
+    s = make_settings(parse_args(["--quick"]))
+    size_storms(s, PLAN)
+    storms = [w for w in s.workloads if w.storm]
+    assert [(w.name, w.port, w.clients) for w in storms] == [
+        ("storm-direct", 5432, 210), ("storm-pgbouncer", 6432, 210)]
+    assert "210 clients for every configuration (10 x stacktune's planned " \
+        "max_connections, 21)" in storms[0].title
+    records = {r["name"]: r for r in workload_records(s)}
+    assert records["storm-pgbouncer"]["clients"] == 210
+    assert " -c 210 -j 2 -T 5 -S -C -n " in records["storm-pgbouncer"]["command"]
+    note = storm_note(s, PLAN["pgbouncer"])
+    assert note.startswith("Storms: 210 clients for every configuration")
+    assert "the same PgBouncer, the stacktune plan's (max_client_conn 410, " \
+        "default_pool_size 6, max_db_connections 8)" in note
+    # --storm-clients wins over the plan, and sizes the storms before any plan.
+    s = make_settings(parse_args(["--quick", "--storm-clients", "64", "--storm-factor", "3"]))
+    assert [w.clients for w in s.workloads if w.storm] == [64, 64]
+    size_storms(s, PLAN, 64)
+    assert [w.clients for w in s.workloads if w.storm] == [64, 64]
+    size_storms(s, PLAN)
+    assert [w.clients for w in s.workloads if w.storm] == [63, 63]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--storm-clients", "0"], "argument --storm-clients: must be at least 1, got 0"),
+    (["--storm-factor", "ten"], "argument --storm-factor: not a whole number: 'ten'")])
+def test_bad_storm_arguments_are_refused_by_name(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
 def test_quick_and_full_workloads():
     quick = make_settings(parse_args(["--quick"]))
-    assert [w.name for w in quick.workloads] == ["tpcb-s1", "select-s1", "storm-direct",
-                                                 "storm-pgbouncer"]
+    # The storms wait for the stacktune plan, which sizes them.
+    assert [w.name for w in quick.workloads] == ["tpcb-s1", "select-s1", "django-read-write"]
+    size_storms(quick, PLAN)
+    assert [w.name for w in quick.workloads][-2:] == ["storm-direct", "storm-pgbouncer"]
     assert quick.rounds == QUICK["rounds"] == 1
     assert (quick.plan_memory, quick.docker_memory, quick.plan_cpus) == ("4GiB", "4096m", "2")
     full = make_settings(parse_args([]))
     assert "tpcb-s2" in [w.name for w in full.workloads] and full.rounds == FULL["rounds"]
     assert FULL["scale_s1"] * 15 > 128 and FULL["scale_s2"] * 15 > 4096
+    size_storms(full, PLAN)
     storm = next(w for w in build_workloads(full) if w.name == "storm-pgbouncer")
-    assert storm.port == 6432 and storm.clients_for(200) == 2000
+    assert storm.port == 6432 and storm.clients == 210 and storm.storm
 
 
 # --- kit hook -----------------------------------------------------------------------
@@ -558,6 +624,7 @@ def fake_results() -> dict:
                                         baselines=("default",),
                                         extra=("p50_ms", "p95_ms", "p99_ms")),
     }
+    results["summary"]["ratios"] = report.comparison_summary(results)
     return results
 
 
@@ -596,3 +663,186 @@ def test_write_results(tmp_path):
     assert set(paths) == {"json", "md", "png"}
     assert json.loads(paths["json"].read_text())["summary"]["pgbench"]["tpcb-s1"]
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- the summary: stacktune over each baseline, from paired rounds ----------------------
+
+def test_paired_ratios_pair_round_k_with_round_k():
+    entry = paired_ratios({1: 150.0, 2: 121.0, 3: 117.0}, {1: 100.0, 2: 110.0, 3: 90.0})
+    assert entry["per_round"] == pytest.approx({"1": 1.5, "2": 1.1, "3": 1.3})
+    assert (entry["median"], entry["min"], entry["max"], entry["rounds"]) == pytest.approx(
+        (1.3, 1.1, 1.5, 3))
+    # A round missing on one side, or a baseline of 0 tps, does not count.
+    entry = paired_ratios({1: 150.0, 2: 121.0, 3: 50.0}, {1: 100.0, 3: 0.0})
+    assert (entry["median"], entry["rounds"], entry["per_round"]) == (1.5, 1, {"1": 1.5})
+    assert ratio_spread_text(entry) == "1.50x (1 round)"
+    assert ratio_spread_text(paired_ratios({}, {})) == "-"
+    assert ratio_spread_text({"median": 1.3, "min": 1.1, "max": 1.5, "rounds": 3}) == \
+        "1.30x [1.10-1.50]"
+
+
+def summary_fixture() -> dict:
+    """Three rounds of pgbench (an older storm with per-configuration clients) and two of
+    HTTP; each round's ratio differs, so the median of ratios is not the ratio of medians."""
+    samples = []
+    for rnd, (d, p, s) in enumerate(((100.0, 120.0, 150.0), (110.0, 110.0, 121.0),
+                                     (90.0, 130.0, 117.0)), start=1):
+        samples += [_sample("default", "tpcb-s1", rnd, d), _sample("pgtune", "tpcb-s1", rnd, p),
+                    _sample("stacktune", "tpcb-s1", rnd, s),
+                    _sample("default", "storm-direct", rnd, 50.0, errors=600, clients=1000),
+                    _sample("pgtune", "storm-direct", rnd, 40.0, errors=1800, clients=2000),
+                    _sample("stacktune", "storm-direct", rnd, 60.0, errors=190, clients=210),
+                    _sample("default", "storm-pgbouncer", rnd, 300.0, clients=210),
+                    _sample("pgtune", "storm-pgbouncer", rnd, 330.0, clients=210),
+                    _sample("stacktune", "storm-pgbouncer", rnd, 360.0, clients=210)]
+    http = [{"stack": stack, "endpoint": "list page", "round": rnd, "requests_per_s": rps,
+             "p50_ms": 5.0, "p95_ms": 9.0, "p99_ms": 20.0, "errors": 0}
+            for stack, rnd, rps in (("untuned", 1, 30.0), ("stacktune", 1, 90.0),
+                                    ("untuned", 2, 32.0), ("stacktune", 2, 128.0))]
+    workloads = [{"name": "tpcb-s1", "short": "TPC-B, scale 50", "storm": False},
+                 {"name": "storm-direct", "short": "storm, direct", "storm": True},
+                 {"name": "storm-pgbouncer", "short": "storm, via PgBouncer", "storm": True}]
+    results = {"samples": samples, "http": http, "workloads": workloads}
+    results["summary"] = {"pgbench": report.summarize_groups(
+        samples, "workload", "config", "tps", ("default", "pgtune", "stacktune"))}
+    return results
+
+
+def test_comparison_summary_values():
+    ratios = report.comparison_summary(summary_fixture())
+    assert list(ratios) == [
+        "tpcb-s1.stacktune_over_default", "tpcb-s1.stacktune_over_pgtune",
+        "storm-direct.stacktune_over_default", "storm-direct.stacktune_over_pgtune",
+        "storm-pgbouncer.stacktune_over_default", "storm-pgbouncer.stacktune_over_pgtune",
+        "http.list page.stacktune_over_untuned"]
+    def figures(key):
+        e = ratios[key]
+        return e["median"], e["min"], e["max"], e["rounds"]
+    assert figures("tpcb-s1.stacktune_over_default") == pytest.approx((1.3, 1.1, 1.5, 3))
+    # 150/120, 121/110, 117/130; the ratio of the medians would be 121/120.
+    assert figures("tpcb-s1.stacktune_over_pgtune") == pytest.approx((1.1, 0.9, 1.25, 3))
+    assert figures("storm-pgbouncer.stacktune_over_pgtune") == pytest.approx(
+        (360 / 330, 360 / 330, 360 / 330, 3))
+    assert figures("http.list page.stacktune_over_untuned") == pytest.approx((3.5, 3.0, 4.0, 2))
+    assert ratios["tpcb-s1.stacktune_over_default"]["same_clients"] is True
+    assert ratios["storm-pgbouncer.stacktune_over_default"]["same_clients"] is True
+    assert ratios["storm-direct.stacktune_over_default"]["same_clients"] is False
+    assert not any("best" in key for key in ratios)  # no sweep, no best point
+
+
+def test_summary_tables_one_line_per_workload():
+    results = summary_fixture()
+    md = "\n".join(report.summary_tables(results))
+    assert "## Summary: stacktune over each baseline" in md
+    assert ("| workload (pgbench) | stacktune / default | stacktune / PGTune | rounds "
+            "| refused connections: default / PGTune / stacktune |") in md
+    assert "| TPC-B, scale 50 | 1.30x [1.10-1.50] | 1.10x [0.90-1.25] | 3 | - |" in md
+    # 3 x 1500 transactions and 1800 refused for default: 29% of connection attempts.
+    assert "| storm, direct | 1.20x [1.20-1.20] † | 1.50x [1.50-1.50] † | 3 | 29% / 60% / 10% |" \
+        in md
+    assert "| storm, via PgBouncer | 1.20x [1.20-1.20] | 1.09x [1.09-1.09] | 3 | 0% / 0% / 0% |" \
+        in md
+    assert "† The configurations ran different client counts here" in md
+    assert "| list page | stacktune / untuned | 3.50x [3.00-4.00] | 2 |" in md
+    # results.md has the same tables, from summary.ratios.
+    full = report.render_markdown(fake_results())
+    assert "| TPC-B | 1.50x [1.50-1.50] | 1.25x [1.25-1.25] | 3 | - |" in full
+    assert full.index("## Summary: stacktune over each baseline") < \
+        full.index("## PostgreSQL (pgbench)")
+
+
+def test_ratio_bars_for_the_chart():
+    bars = report.ratio_bars(summary_fixture())
+    assert [b["label"] for b in bars][:3] == [
+        "TPC-B, scale 50: stacktune / default", "TPC-B, scale 50: stacktune / PGTune",
+        "storm, direct: stacktune / default (different clients)"]
+    assert bars[-1]["label"] == "HTTP list page: stacktune / untuned"
+    assert (bars[1]["median"], bars[1]["min"], bars[1]["max"]) == pytest.approx((1.1, 0.9, 1.25))
+
+
+def test_summary_md_command_prints_the_tables(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(summary_fixture()))
+    proc = subprocess.run([sys.executable, "-m", "bench.report", "--summary-md", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Median of the per-round ratios")
+    assert "| TPC-B, scale 50 | 1.30x [1.10-1.50] | 1.10x [0.90-1.25] | 3 | - |" in proc.stdout
+    assert "| list page | stacktune / untuned | 3.50x [3.00-4.00] | 2 |" in proc.stdout
+    path.write_text(json.dumps({"samples": []}))
+    proc = subprocess.run([sys.executable, "-m", "bench.report", "--summary-md", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "no pgbench or HTTP samples to compare" in proc.stderr
+
+
+# --- the Django-shaped workload ----------------------------------------------------------
+
+def test_django_shape_sizes_by_scale():
+    shape = django_mix.Shape(2)
+    assert (shape.authors, shape.articles, shape.comments) == (200, 20_000, 100_000)
+    assert shape.approx_mb == 2 * django_mix.MB_PER_SCALE
+    with pytest.raises(ValueError, match="Django-shaped scale must be at least 1"):
+        django_mix.Shape(0)
+
+
+def test_django_load_sql_is_the_demo_schema_at_that_scale():
+    sql = django_mix.load_sql(django_mix.Shape(2))
+    for table in ("publishing_author", "publishing_article", "publishing_comment"):
+        assert f"CREATE TABLE {table} (" in sql
+    for index in ("article_published_idx ON publishing_article (published_at DESC, id DESC)",
+                  "comment_article_created_idx\n    ON publishing_comment "
+                  "(article_id, created_at DESC, id DESC)",
+                  "publishing_article_author_id ON publishing_article (author_id)"):
+        assert f"CREATE INDEX {index}" in sql
+    assert "FROM generate_series(1, 200) AS i;" in sql          # authors
+    assert "FROM generate_series(1, 20000) AS i;" in sql        # articles
+    assert "FROM generate_series(1, 100000) AS c;" in sql       # comments
+    assert "1 + i % 200\n" in sql and "1 + c % 20000\n" in sql  # every foreign key exists
+    assert "generate_series(1, 40) AS k" in sql                 # 40 md5s: 1,280-char bodies
+    # Indexes after the rows, statistics last.
+    assert sql.index("INSERT INTO publishing_comment") < sql.index("CREATE INDEX")
+    assert sql.rstrip().endswith(
+        "VACUUM ANALYZE publishing_author, publishing_article, publishing_comment;")
+
+
+def test_django_scripts_use_only_variables_they_are_given():
+    given = {"articles", "authors"}                    # -D, from mix_args
+    builtin = {"client_id", "scale", "random_seed"}    # pgbench's own
+    for name, text in django_mix.SCRIPTS.items():
+        set_here = set(re.findall(r"^\\set (\w+) ", text, re.M))
+        used = set(re.findall(r"(?<![:\w]):([a-z_]+)", text))
+        assert used <= given | builtin | set_here, (name, used - given - builtin - set_here)
+        assert text.endswith(";\n")
+    assert "LIMIT 20 OFFSET (:page - 1) * 20;" in django_mix.SCRIPTS["list"]
+    assert "SELECT COUNT(*) AS __count FROM publishing_article WHERE author_id = :au;" in \
+        django_mix.SCRIPTS["list"]
+    assert "INNER JOIN publishing_author au" in django_mix.SCRIPTS["detail"]
+    assert "RETURNING id;" in django_mix.SCRIPTS["comment"]
+
+
+def test_django_mix_arguments_and_workloads():
+    args = django_mix.mix_args("read-mostly", django_mix.Shape(2), "/var/tmp/d/")
+    assert args == ("-f", "/var/tmp/d/django-detail.sql@70", "-f", "/var/tmp/d/django-list.sql@25",
+                    "-f", "/var/tmp/d/django-comment.sql@5", "-D", "articles=20000",
+                    "-D", "authors=200")
+    assert django_mix.mix_text("read-write") == "detail 40%, list 20%, comment 40%"
+    with pytest.raises(ValueError, match="unknown Django-shaped mix 'write-only'"):
+        django_mix.mix_args("write-only", django_mix.Shape(1), "/x")
+    with pytest.raises(ValueError, match="no script named 'search'"):
+        django_mix.mix_args("m", django_mix.Shape(1), "/x", mixes={"m": {"search": 1}})
+    quick = make_settings(parse_args(["--quick", "--django-scale", "1"]))
+    assert [w.name for w in quick.workloads if w.name.startswith("django-")] == \
+        ["django-read-write"]  # the mix that runs all three scripts
+    django = [w for w in make_settings(parse_args(["--django-scale", "1"])).workloads
+              if w.name.startswith("django-")]
+    assert [w.name for w in django] == ["django-read-mostly", "django-read-write"]
+    cmd = pgbench_args(django[1], clients=django[1].clients, duration=8)
+    assert django[1].clients == 16 and django[1].duration == FULL["duration"]
+    assert cmd[-1] == "bench_django" and "-n" in cmd and "-S" not in cmd
+    assert cmd[cmd.index("-f") + 1] == "/var/tmp/bench-django/django-detail.sql@40"
+    assert "articles=10000" in cmd
+    assert "fits in the container's 4GiB; 10,000 articles" in django[0].title
+    big = make_settings(parse_args(["--django-scale", "200"]))
+    assert "larger than the container's 4GiB" in next(
+        w.title for w in big.workloads if w.name == "django-read-write")
+    assert not [w for w in make_settings(parse_args([])).workloads if w.name.startswith("dj")]
