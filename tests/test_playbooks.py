@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 DUMP = ROOT / "tests" / "playbooks" / "plan_dump.yml"
+DRAIN_DECISION = ROOT / "tests" / "playbooks" / "drain_decision.yml"
 
 # Three tiers on four local "hosts", hardware and addresses pinned so the plan does not
 # depend on this machine: database with PgBouncer, a cache host, two app hosts.
@@ -333,3 +334,29 @@ def test_report_bad_input_names_the_variable_before_any_host(inventory, tmp_path
     assert message in result.stdout, result.stdout[-3000:]
     assert "PLAY [Report on each PostgreSQL host]" not in result.stdout
     assert not reports.exists()
+
+
+@pytest.mark.parametrize(("app_hosts", "batch", "drained"), [
+    (["app1"], "1", set()),
+    (["app1", "app2"], "1", {"app1", "app2"}),
+    (["app1", "app2"], "2", set()),
+    (["app1", "app2"], "100%", set()),
+    (["app1", "app2", "app3"], "2", {"app1", "app2", "app3"}),
+], ids=["one-app-host", "two-one-at-a-time", "two-at-once", "all-at-once", "three-by-two"])
+def test_the_rolling_drain_never_empties_the_upstream(tmp_path, app_hosts, batch, drained):
+    """An app host is drained only when some app host stays outside its batch: never the
+    only app host (the demo's, nginx on the same host), never a batch of every app host."""
+    hosts = "".join(f"        {name}: {{}}\n" for name in app_hosts)
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        f"all:\n  vars:\n    ansible_connection: local\n"
+        f"    ansible_python_interpreter: \"{sys.executable}\"\n"
+        f"  children:\n    app:\n      hosts:\n{hosts}"
+        f"    proxy:\n      hosts:\n        {app_hosts[0]}: {{}}\n")
+    dump = tmp_path / "decisions.json"
+    result = ansible_playbook(inventory, DRAIN_DECISION, "-e", f"stacktune_app_batch={batch}",
+                              "-e", f"drain_decision_path={dump}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    decisions = json.loads(dump.read_text())
+    assert {name for name, wanted in decisions.items() if wanted} == drained
+    assert set(decisions) == set(app_hosts)

@@ -1,6 +1,8 @@
 """Operating the converged cluster: --limit plans and renders what a full run does; --check
 reports pending migrations; app deploys roll one batch at a time behind nginx (each host
-drained, restarted, put back; no request fails) and stop at a failed host."""
+whose deploy changed drained, restarted, put back; no request fails), drain nothing on a run
+that changes nothing or in a batch of every app host, and stop at a failed host, which stays
+out of the upstream until a good run puts it back."""
 
 from __future__ import annotations
 
@@ -30,6 +32,9 @@ SETTINGS = "/srv/app/src/demo_site/stacktune_settings.py"
 MIGRATE_TASK = (r"TASK \[stacktune\.stacktune\.django_settings : "
                 r"Migrate and load data \(first app host\)")
 APP_PLAY = "PLAY [App tier - the Django app under Gunicorn, one batch at a time]"
+DRAIN_HANDLER = "RUNNING HANDLER [Take this host out of nginx's upstream before Gunicorn reloads]"
+GUNICORN_HANDLER = re.compile(
+    r"RUNNING HANDLER \[stacktune\.stacktune\.gunicorn : (?:Reload|Restart) Gunicorn\]")
 APPS = ("stacktune-app1", "stacktune-app2")
 # nginx in front of both app hosts runs on the cache host.
 PROXY = "stacktune-cache"
@@ -114,6 +119,14 @@ def master_start(host) -> float:
     return datetime.strptime(f"{start} {zone}", "%a %b %d %H:%M:%S %Y %z").timestamp()
 
 
+def nginx_state(proxy) -> dict:
+    """What a drain or an undrain changes on a proxy: nginx.conf, and nginx's workers (a
+    reload starts new ones under the same master)."""
+    master = proxy.check_output("systemctl show --property=MainPID --value nginx")
+    return {"conf_mtime": proxy.check_output("stat -c %%Y %s", NGINX_CONF),
+            "master": master, "workers": sorted(proxy.check_output("pgrep -P %s", master).split())}
+
+
 def drained_addresses(proxy) -> set[str]:
     """The upstream servers nginx.conf marks down now."""
     conf = proxy.check_output("cat %s", NGINX_CONF)
@@ -190,6 +203,39 @@ def test_check_reports_a_pending_migration(nodes):
     assert recap_is_clean(clean.stdout), clean.stdout[-2500:]
 
 
+def test_a_run_that_changes_nothing_drains_nothing(nodes):
+    """With the drain on (the default), a run that changes nothing on the converged cluster
+    marks no host down and leaves nginx's configuration and workers as they were."""
+    proxy = nodes[PROXY]
+    before = nginx_state(proxy)
+    result = run_playbook("-e", "stacktune_app_drain=true", playbook="playbooks/app.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert recap_is_clean(result.stdout), result.stdout[-2500:]
+    assert DRAIN_HANDLER not in result.stdout
+    assert nginx_state(proxy) == before
+    assert drained_addresses(proxy) == set()
+
+
+def test_a_run_puts_back_a_host_left_down(nodes):
+    """A host an earlier run left `down` (its deploy failed) is put back by the next run
+    once healthy, even when that run changes nothing on it (no drain, no restart)."""
+    app1, proxy = nodes["stacktune-app1"], nodes[PROXY]
+    app1_address = proxy.check_output("getent ahostsv4 stacktune-app1").split()[0] + ":8000"
+    proxy.check_output("sed -i -E %s %s",
+                       rf"s/^(\s*server {re.escape(app1_address)} [^;]*);$/\1 down;/", NGINX_CONF)
+    proxy.check_output("nginx -t -q && systemctl reload nginx")
+    assert drained_addresses(proxy) == {app1_address}
+    app1_master = app_state(app1)["master"]
+    result = run_playbook(playbook="playbooks/app.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert drained_addresses(proxy) == set()
+    assert DRAIN_HANDLER not in result.stdout
+    assert app_state(app1)["master"] == app1_master
+    recap = result.stdout[result.stdout.rindex("PLAY RECAP"):]
+    assert re.search(r"stacktune-app1 +: ok=\d+ +changed=[1-9]", recap), recap
+    assert re.search(r"stacktune-app2 +: ok=\d+ +changed=0 ", recap), recap
+
+
 # Rolling deploys. Each run changes ALLOWED_HOSTS on every app host, so every batch has
 # something to deploy; the last test puts the inventory's settings back.
 
@@ -206,16 +252,29 @@ def fault_on_app1(tmp_path_factory) -> Path:
 
 
 def test_a_failed_health_check_stops_the_roll_with_app2_untouched(nodes, fault_on_app1):
+    """Under continuous HTTP load through nginx, with the default drain: app1 fails its
+    health check after its restart; it stays out of the upstream, app2 keeps its Gunicorn
+    and serves every request."""
     app1, app2 = nodes["stacktune-app1"], nodes["stacktune-app2"]
+    proxy = nodes[PROXY]
     assert healthz(app1)["status"] == healthz(app2)["status"] == "ok"
     app2_before = app_state(app2)
-    # gunicorn_health_timeout: the cache does not come back; no need to wait a minute.
-    result = run_with(
-        fault_on_app1, "-e", "stacktune_app_batch=1", "-e", "stacktune_app_drain=true",
-        "-e", "gunicorn_health_timeout=10",
-        *extra_vars(django_settings_allowed_hosts=["localhost", "127.0.0.1", "roll-fault.test"]),
-        playbook="playbooks/app.yml")
+    start_load_unit(proxy, LOAD_UNIT, LOAD_SCRIPT, LOAD_CFG)
+    try:
+        time.sleep(3)
+        # gunicorn_health_timeout: the cache does not come back; no need to wait a minute.
+        result = run_with(
+            fault_on_app1, "-e", "stacktune_app_batch=1", "-e", "gunicorn_health_timeout=10",
+            *extra_vars(
+                django_settings_allowed_hosts=["localhost", "127.0.0.1", "roll-fault.test"]),
+            playbook="playbooks/app.yml")
+        time.sleep(3)
+    finally:
+        requests = stop_load_unit(proxy, LOAD_UNIT, LOAD_CFG, wait_seconds=120)
     assert result.returncode != 0, result.stdout[-3000:]
+    # The site kept serving, from app2, through the whole failed roll.
+    failed = [r for r in requests if r[2] != 200]
+    assert len(requests) > 20 and failed == [], (len(requests), failed[:10])
     # The roll stopped at app1's health check: the first batch, app1 alone, failed there.
     batches = app_play_batches(result.stdout)
     assert batches == [{"stacktune-app1"}], (batches, result.stdout[-3000:])
@@ -233,8 +292,11 @@ def test_a_failed_health_check_stops_the_roll_with_app2_untouched(nodes, fault_o
     assert drained_addresses(proxy) == {app1_address}
     assert "It stays out of the nginx upstream on stacktune-cache" in " ".join(
         result.stdout.split()), result.stdout[-3000:]
-    # app2 kept its settings file and its Gunicorn processes, and serves.
-    assert app_state(app2) == app2_before
+    # app2 kept its settings file and its Gunicorn master (workers recycle under load:
+    # max_requests), and serves.
+    app2_after = app_state(app2)
+    assert (app2_after["settings_sha256"], app2_after["master"]) == (
+        app2_before["settings_sha256"], app2_before["master"])
     assert "roll-fault.test" not in app2.check_output("cat %s", SETTINGS)
     assert healthz(app2)["status"] == "ok"
 
@@ -259,8 +321,9 @@ def test_a_roll_deploys_one_batch_after_the_other(nodes):
     try:
         time.sleep(3)
         roll_began = time.time()
+        # The drain is the default.
         result = run_playbook(
-            "-e", "stacktune_app_batch=1", "-e", "stacktune_app_drain=true",
+            "-e", "stacktune_app_batch=1",
             *extra_vars(django_settings_allowed_hosts=["localhost", "127.0.0.1", new_host]),
             playbook="playbooks/app.yml")
         roll_ended = time.time()
@@ -293,6 +356,10 @@ def test_a_roll_deploys_one_batch_after_the_other(nodes):
     assert {n for n in APPS if any(t > roll_ended and u == address[n] for t, u in log)} == set(APPS)
     assert drained_addresses(proxy) == set()
     assert app_play_batches(result.stdout) == [{"stacktune-app1"}, {"stacktune-app2"}]
+    # In each batch the drain handler ran, before the gunicorn role's handler.
+    for part in result.stdout.split(APP_PLAY)[1:]:
+        assert DRAIN_HANDLER in part and GUNICORN_HANDLER.search(part), part[-2000:]
+        assert part.index(DRAIN_HANDLER) < GUNICORN_HANDLER.search(part).start(), part[-2000:]
     # One migrate task per batch: app1's applied the migration (changed), app2's found
     # nothing left to apply.
     migrate_results = [re.search(r"^(changed|ok|skipping): \[(stacktune-app\d)\]", part, re.M)
@@ -311,11 +378,30 @@ def test_a_roll_deploys_one_batch_after_the_other(nodes):
         assert not set(after["workers"]) & set(before[name]["workers"]), name
 
 
-def test_a_roll_with_the_inventorys_settings_puts_them_back(nodes):
-    result = run_playbook("-e", "stacktune_app_batch=50%", "-e", "stacktune_app_drain=true",
-                          playbook="playbooks/app.yml")
+def test_a_batch_of_every_app_host_reloads_without_a_drain(nodes):
+    """stacktune_app_batch=2 holds both app hosts: draining them would empty the upstream, so
+    neither is drained (nginx.conf and nginx's workers untouched) and Gunicorn's HUP
+    reload (the same master) keeps serving under load. The run puts the inventory's
+    settings back."""
+    proxy = nodes[PROXY]
+    nginx_before = nginx_state(proxy)
+    masters_before = {name: app_state(nodes[name])["master"] for name in APPS}
+    start_load_unit(proxy, LOAD_UNIT, LOAD_SCRIPT, LOAD_CFG)
+    try:
+        time.sleep(3)
+        result = run_playbook("-e", "stacktune_app_batch=2", playbook="playbooks/app.yml")
+        time.sleep(3)
+    finally:
+        requests = stop_load_unit(proxy, LOAD_UNIT, LOAD_CFG, wait_seconds=120)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert app_play_batches(result.stdout) == [{"stacktune-app1"}, {"stacktune-app2"}]
+    assert app_play_batches(result.stdout) == [set(APPS)]
+    # Both hosts deployed (their Gunicorn reloaded), neither drained: no `down`, no nginx
+    # reload, and a HUP (the same masters), not the restart of a drained host.
+    assert GUNICORN_HANDLER.search(result.stdout), result.stdout[-3000:]
+    assert nginx_state(proxy) == nginx_before
+    assert {name: app_state(nodes[name])["master"] for name in APPS} == masters_before
+    failed = [r for r in requests if r[2] != 200]
+    assert len(requests) > 20 and failed == [], (len(requests), failed[:10])
     for name in APPS:
         assert "roll-" not in nodes[name].check_output("cat %s", SETTINGS)
         assert healthz(nodes[name])["status"] == "ok"
