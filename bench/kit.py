@@ -1,6 +1,6 @@
 """Wall time of the kit itself: the hook the Ansible commands plug into.
 
-Four steps, in this order, per round:
+The steps, in this order, per round:
 
     converge     first converge of site.yml on fresh hosts
     idempotent   the same command again (nothing should change)
