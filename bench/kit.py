@@ -1,14 +1,10 @@
 """Wall time of the kit itself: the hook the Ansible commands plug into.
 
-The steps, in this order, per round:
+Four steps, in this order, per round:
 
     converge     first converge of site.yml on fresh hosts
     idempotent   the same command again (nothing should change)
     check        a --check --diff run on the converged hosts
-    idempotent_mitogen, check_mitogen
-                 (optional) the idempotent and --check runs again with the mitogen
-                 strategy (README, "Faster runs with mitogen"), a row each beside
-                 the default strategy's
     facts        a facts-only play: the floor (Ansible's own cost: connection,
                  fact gathering), which the other steps are compared to
 
@@ -38,13 +34,11 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-STEPS = ("converge", "idempotent", "check", "idempotent_mitogen", "check_mitogen", "facts")
+STEPS = ("converge", "idempotent", "check", "facts")
 TITLES = {
     "converge": "first converge",
     "idempotent": "second converge (idempotent)",
     "check": "--check run",
-    "idempotent_mitogen": "second converge (idempotent), mitogen strategy",
-    "check_mitogen": "--check run, mitogen strategy",
     "facts": "facts-only play (floor)",
 }
 

@@ -574,25 +574,6 @@ def test_kit_config_file(tmp_path):
     assert set(kit.load_kit_config(example)) >= {"converge", "check", "facts", "container"}
 
 
-def test_kit_mitogen_rows_beside_the_default_strategy(tmp_path):
-    """The idempotent and --check runs under the mitogen strategy are rows of their own,
-    timed after the default strategy's and before the floor."""
-    path = tmp_path / "kit.json"
-    path.write_text(json.dumps({"converge": "true", "check": "true", "facts": "true",
-                                "idempotent_mitogen": "true", "check_mitogen": "exit 4"}))
-    commands = kit.kit_commands(config=kit.load_kit_config(path))
-    samples = kit.time_kit(commands, say=lambda _: None)
-    assert [s["step"] for s in samples] == ["converge", "idempotent", "check",
-                                            "idempotent_mitogen", "check_mitogen", "facts"]
-    assert [s["exit_code"] for s in samples] == [0, 0, 0, 0, 4, 0]
-    md = "\n".join(report.kit_table({"summary": {"kit": report.summarize_kit(samples)}}))
-    assert "| second converge (idempotent), mitogen strategy |" in md
-    assert "| --check run, mitogen strategy |" in md
-    example = kit.load_kit_config(Path(kit.__file__).with_name("kit.json"))
-    assert "ANSIBLE_STRATEGY=mitogen_linear" in example["idempotent_mitogen"]
-    assert "--check --diff" in example["check_mitogen"]
-
-
 # --- report ---------------------------------------------------------------------------
 
 def _sample(config, workload, rnd, tps, errors=0, clients=16):
