@@ -174,6 +174,34 @@ def test_a_later_tier_variable_is_rejected_in_the_plan_play(inventory, tmp_path,
     assert not dump.exists()
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    ({"stacktune_app_drain": "maybe"}, "stacktune_app_drain"),
+    ({"stacktune_app_batch": 0}, "stacktune_app_batch is \"0\": give a count of app hosts"),
+    ({"stacktune_app_batch": "two"}, "stacktune_app_batch is \"two\": give a count of app hosts"),
+    ({"stacktune_app_batch": "0%"}, "stacktune_app_batch is \"0%\": give a count of app hosts"),
+])
+def test_a_bad_rolling_deploy_setting_is_rejected_in_the_plan_play(inventory, tmp_path, value,
+                                                                   message):
+    """The app play's switches fail the plan play by name, not the roll after the database tiers."""
+    dump = tmp_path / "plan.json"
+    result = ansible_playbook(inventory, DUMP, "-e", f"plan_dump_path={dump}",
+                              "-e", json.dumps(value))
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    assert message in out, out[-3000:]
+    assert not dump.exists()
+
+
+@pytest.mark.parametrize("value", [{"stacktune_app_batch": "34%"}, {"stacktune_app_batch": 2},
+                                   {"stacktune_app_drain": "false"}])
+def test_a_good_rolling_deploy_setting_plans(inventory, tmp_path, value):
+    dump = tmp_path / "plan.json"
+    result = ansible_playbook(inventory, DUMP, "-e", f"plan_dump_path={dump}",
+                              "-e", json.dumps(value))
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert dump.exists()
+
+
 def vaulted_inventory(tmp_path: Path) -> Path:
     """A copy of the shipped three-tier inventory (its group_vars as they are) on local hosts."""
     import shutil
