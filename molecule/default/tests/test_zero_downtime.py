@@ -291,11 +291,14 @@ def test_a_redis_maxmemory_change_is_applied_live_without_a_restart(host, plan, 
             host, "playbooks/redis.yml",
             stacktune_overrides={"redis": {"maxmemory": f"{other // MiB}mb"}})
         changed_to = _redis_maxmemory(host)
+        conf_after_change = host.file("/etc/redis/redis.conf").content_string
     finally:
         restore = run_playbook(playbook="playbooks/redis.yml")
     stats = _summary(run)
     print(f"load during the Redis converge: {stats}")
     assert changed_to == other
+    # The file says the same, so a later restart keeps the new value.
+    assert f"maxmemory {other // MiB}mb" in conf_after_change.splitlines()
     assert "Apply the plan's settings live (one CONFIG SET)" in output
     assert host.check_output("systemctl show -p MainPID --value redis-server") == pid
     assert stats["requests"] > 50 and stats["failed"] == [] and stats["errors"] == [], stats
