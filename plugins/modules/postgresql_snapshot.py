@@ -73,6 +73,7 @@ snapshot:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stacktune.stacktune.plugins.module_utils.stacktune_report_collect import (
     CollectError,
+    advisor_statements,
     collect,
     connect,
 )
@@ -101,7 +102,8 @@ def missing_indexes(connection, snapshot: dict) -> dict:
         cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'hypopg'")
         if not cursor.fetchall():
             return {"error": f"hypopg is not installed in this database: {INDEXES_HINT}"}
-        return {"findings": missing_index_findings(cursor, statements["rows"])}
+        pool = advisor_statements(connection, statements["rows"])
+        return {"findings": missing_index_findings(cursor, pool)}
     except Exception as error:
         return {"error": f"{(str(error).strip().splitlines() or ['?'])[0]}: {INDEXES_HINT}"}
     finally:

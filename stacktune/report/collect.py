@@ -138,11 +138,9 @@ NOT_OWN_STATEMENT = ("s.query NOT LIKE 'EXPLAIN (GENERIC_PLAN, FORMAT JSON) %%' 
                      "AND s.query NOT LIKE '%%stacktune_report_plan%%'")
 
 
-def _statements(cursor: Any, version: int, top_n: int) -> dict[str, Any]:
-    present = _rows(cursor, "SELECT extversion FROM pg_extension WHERE extname = "
-                    "'pg_stat_statements'")
-    if not present:
-        raise LookupError("pg_stat_statements is not installed in this database")
+def _statement_select(version: int) -> tuple[str, str]:
+    """The SELECT of pg_stat_statements rows of this database (columns named as on 13+),
+    and the column of the total time to order by."""
     # Column names changed in 13 (total_time -> total_exec_time).
     total, mean = (("total_exec_time", "mean_exec_time") if version >= 130000
                    else ("total_time", "mean_time"))
@@ -155,6 +153,15 @@ def _statements(cursor: Any, version: int, top_n: int) -> dict[str, Any]:
         "LEFT JOIN pg_roles r ON r.oid = s.userid "
         "WHERE d.datname = current_database() AND s.queryid IS NOT NULL "
         f"AND {NOT_OWN_STATEMENT}")
+    return select, total
+
+
+def _statements(cursor: Any, version: int, top_n: int) -> dict[str, Any]:
+    present = _rows(cursor, "SELECT extversion FROM pg_extension WHERE extname = "
+                    "'pg_stat_statements'")
+    if not present:
+        raise LookupError("pg_stat_statements is not installed in this database")
+    select, total = _statement_select(version)
     rows: dict[str, dict[str, Any]] = {}
     top: dict[str, list[str]] = {}
     for order in STATEMENT_ORDERS:
@@ -183,6 +190,56 @@ def _offset_statements(cursor: Any, version: int) -> dict[str, Any]:
         "WHERE d.datname = current_database() AND s.query ~* '\\moffset\\s+(\\$[0-9]+|[0-9]+)' "
         f"AND {NOT_OWN_STATEMENT.replace('%%', '%')} ORDER BY s.{total} DESC LIMIT 20"))
     return {"rows": rows}
+
+
+# The missing-index advisor's own pool: the statements it may EXPLAIN, by total time. The
+# top lists miss a filter on an unindexed column that ran a few times at a few ms each on a
+# busy database (thousands of cheap calls, one-off DDL and bulk loads fill every list).
+# EXPLAIN with hypothetical indexes costs milliseconds per statement; the bound keeps the
+# report fast on a database with thousands of statements.
+ADVISOR_POOL_SIZE = 50
+# What an index can serve and EXPLAIN can plan without running it (indexes.is_explainable
+# checks the text again, in Python).
+ADVISOR_STATEMENT = "s.query ~* '^\\s*(select|with|update|delete)\\M'"
+
+
+def _advisor_pool(cursor: Any, version: int, size: int) -> list[dict[str, Any]]:
+    select, total = _statement_select(version)
+    return _rows(cursor, f"{select} AND {ADVISOR_STATEMENT} "
+                 f"ORDER BY s.{total} DESC NULLS LAST LIMIT %s", (size,))
+
+
+def merge_statements(first: list[dict[str, Any]],
+                     more: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``first`` then the rows of ``more`` whose queryid is not already there, in order."""
+    seen: set[str] = set()
+    merged: list[dict[str, Any]] = []
+    for row in [*first, *more]:
+        key = str(row.get("queryid"))
+        if key not in seen:
+            seen.add(key)
+            merged.append(row)
+    return merged
+
+
+def advisor_statements(connection: Any, top_rows: list[dict[str, Any]],
+                       size: int = ADVISOR_POOL_SIZE) -> list[dict[str, Any]]:
+    """The statements the missing-index advisor tries: the report's top rows, then the
+    ``size`` explainable statements of this database with the largest total time.
+
+    Runs in the report's session (read-only, statement timeout). When the pool cannot be
+    read, the top rows alone: the advisor still runs on what the report listed.
+    """
+    cursor = connection.cursor()
+    try:
+        version = int(_rows(cursor, "SELECT current_setting('server_version_num')::int "
+                            "AS version")[0]["version"])
+        pool = _advisor_pool(cursor, version, size)
+    except Exception:
+        return list(top_rows)
+    finally:
+        connection.rollback()
+    return merge_statements(top_rows, pool)
 
 
 EXPLAINABLE = re.compile(r"^\s*(select|with)\b", re.I)

@@ -40,7 +40,8 @@ def missing_indexes(connection: Any, snapshot: dict[str, Any]) -> dict[str, Any]
         present = {row[0] for row in cursor.fetchall()}
         if "hypopg" not in present:
             return {"error": f"hypopg is not installed in this database: {INDEXES_HINT}"}
-        return {"findings": indexes.missing_index_findings(cursor, statements["rows"])}
+        pool = collector.advisor_statements(connection, statements["rows"])
+        return {"findings": indexes.missing_index_findings(cursor, pool)}
     except Exception as error:
         return {"error": f"{(str(error).strip().splitlines() or ['?'])[0]}: {INDEXES_HINT}"}
     finally:
