@@ -281,7 +281,34 @@ def http_tables(results: Mapping) -> list[str]:
         lines += _table(["stack", "median req/s", "spread (min-max)", "p50 ms", "p95 ms",
                          "p99 ms", "errors (non-2xx + socket)", f"vs {stacks[0]}"], rows,
                         "lrrrrrrr")
+        lines += memory_table(results["summary"].get("http_memory", {}).get(endpoint))
     return lines
+
+
+def memory_cell(entry: Mapping | None) -> str:
+    """'412.0' for a peak without budget; '412.0 / 1,234.0 (33 %)' against one, with
+    'over budget' when the peak went over."""
+    if not entry or entry.get("peak_mib") is None:
+        return "-"
+    text = _fmt(entry["peak_mib"])
+    if entry.get("budget_mib") is not None:
+        text += f" / {_fmt(entry['budget_mib'])} ({entry['peak_over_budget'] * 100:.0f} %)"
+        if entry.get("over_budget"):
+            text += " **over budget**"
+    return text
+
+
+def memory_table(per_stack: Mapping | None) -> list[str]:
+    """Peak memory of each service per stack (one endpoint), against the plan's budget."""
+    if not per_stack:
+        return []
+    services = list(dict.fromkeys(s for entry in per_stack.values() for s in entry))
+    rows = [[stack] + [memory_cell(entry.get(s)) for s in services]
+            for stack, entry in per_stack.items()]
+    return ["", "Peak memory during the measured runs (MiB, the largest over the rounds; "
+            "anon + shmem of each service's cgroup, see bench/memory.py), and against the "
+            "plan's budget where the stack has one: peak / budget (peak as a share of it).",
+            "", *_table(["stack", *services], rows, "l" + "r" * len(services))]
 
 
 def _before_after(before: Mapping | None, after: Mapping | None, key: str,

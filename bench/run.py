@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import django_mix, naive, recorder, report, wrk
+from bench import django_mix, memory, naive, recorder, report, wrk
 from bench import kit as kit_mod
 from bench.docker import IMAGE, CommandFailed, Container, docker, image_exists
 from bench.pgbench import (
@@ -493,6 +493,8 @@ def finish(results: dict, s: Settings, started: float) -> None:
             results["http"], "endpoint", "stack", "requests_per_s", stacks,
             # The first stack of the config is the baseline (the untuned one).
             baselines=stacks[:1], extra=("p50_ms", "p95_ms", "p99_ms"))
+        if any(x.get("memory") for x in results["http"]):
+            summary["http_memory"] = memory.summarize(results["http"])
     summary["ratios"] = report.comparison_summary(results)
 
 

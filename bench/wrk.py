@@ -30,9 +30,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
+from bench import memory
 from bench.progress import human
 
 LUA_SCRIPT = Path(__file__).with_name("wrk_report.lua")
@@ -148,10 +151,28 @@ def run_wrk(url: str, *, duration: int = 30, connections: int = 32, threads: int
 
 # --- the HTTP phase ---------------------------------------------------------
 
+class Sampler(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> dict: ...
+
+
+def stack_budget(stack: Mapping, shell: Callable[[str], None]) -> dict[str, int] | None:
+    """The plan's budget per service for a stack with a ``plan`` command (run after its
+    setup; ``{path}`` in it is where it writes the plan JSON), else None."""
+    if not stack.get("plan"):
+        return None
+    with tempfile.TemporaryDirectory(prefix="stacktune-plan-") as tmp:
+        path = Path(tmp) / "plan.json"
+        shell(stack["plan"].replace("{path}", str(path)))
+        plan = json.loads(path.read_text())
+    return memory.plan_budget(plan, stack.get("plan_host"))
+
+
 def run_http_phase(config: Mapping, *, rounds: int, say: Callable[[str], None] = print,
                    runner: Callable[..., dict] = run_wrk,
                    shell: Callable[[str], None] | None = None,
-                   samples: list[dict] | None = None) -> list[dict]:
+                   samples: list[dict] | None = None,
+                   sampler: Callable[..., Sampler] = memory.MemorySampler) -> list[dict]:
     """Interleaved wrk runs over the stacks and endpoints of ``config``.
 
     ``config`` (JSON, see bench/http.json)::
@@ -161,7 +182,8 @@ def run_http_phase(config: Mapping, *, rounds: int, say: Callable[[str], None] =
                      "headers": {"Name": "value"}}, ...],
          "endpoints": [{"name": "list", "path": "/items/"}, ...],
          "headers": {"Name": "value"},
-         "duration": 30, "warmup": 5, "connections": 32, "threads": 2}
+         "duration": 30, "warmup": 5, "connections": 32, "threads": 2,
+         "memory": {"container": "stacktune-demo", "interval": 0.5}}
 
     ``headers``: a stack's own, else the config's, else default_headers() of
     each URL. For each round, each stack: run its ``setup`` (untimed), then for
@@ -170,6 +192,12 @@ def run_http_phase(config: Mapping, *, rounds: int, say: Callable[[str], None] =
     deployed (the same deployment reached another way, e.g. past nginx).
     Samples are appended to ``samples`` (a new list by default) as they come, so
     a caller that passes its own keeps the runs done before a failed setup.
+
+    ``memory``: each measured run (not the warm-up) samples the memory of each
+    service in that container (bench/memory.py) into the sample's ``memory``. A
+    stack's ``plan`` (shell command, run after its setup, writing the plan JSON to
+    ``{path}``; ``plan_host`` names the host when the plan has several) adds the
+    plan's budget per service, ``memory.budget_bytes``.
     """
     run_shell = shell or _shell
     stacks: Sequence[Mapping] = config["stacks"]
@@ -179,6 +207,7 @@ def run_http_phase(config: Mapping, *, rounds: int, say: Callable[[str], None] =
     warmup = int(config.get("warmup", 5))
     connections = int(config.get("connections", 32))
     threads = int(config.get("threads", 2))
+    memory_config = config.get("memory") or {}
     samples = [] if samples is None else samples
     total = rounds * len(stacks) * len(endpoints)
     done = 0
@@ -188,6 +217,7 @@ def run_http_phase(config: Mapping, *, rounds: int, say: Callable[[str], None] =
                 run_shell(stack["setup"])
             headers = stack.get("headers", config_headers)
             try:
+                budget = stack_budget(stack, run_shell)
                 for endpoint in endpoints:
                     done += 1
                     url = stack["base_url"].rstrip("/") + endpoint["path"]
@@ -197,8 +227,18 @@ def run_http_phase(config: Mapping, *, rounds: int, say: Callable[[str], None] =
                     if warmup:
                         runner(url, duration=warmup, connections=connections, threads=threads,
                                headers=headers)
-                    sample = runner(url, duration=duration, connections=connections,
-                                    threads=threads, headers=headers)
+                    watch = None
+                    if memory_config.get("container"):
+                        watch = sampler(memory_config["container"],
+                                        interval=float(memory_config.get("interval", 0.5)))
+                        watch.start()
+                    try:
+                        sample = runner(url, duration=duration, connections=connections,
+                                        threads=threads, headers=headers)
+                    finally:
+                        used = watch.stop() if watch else None
+                    if used is not None:
+                        sample["memory"] = {**used, "budget_bytes": budget}
                     sample.update(round=rnd, stack=stack["name"], endpoint=endpoint["name"])
                     samples.append(sample)
             finally:
