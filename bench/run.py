@@ -89,8 +89,9 @@ class Settings:
         return f"{self.cpus:g}"
 
 
-QUICK = {"rounds": 1, "scale_s1": 10, "scale_s2": 0, "django_scale": 1, "duration": 8,
-         "storm_duration": 5, "warmup": 2}
+# Quick: a smoke test of the harness (it proves nothing about speed), kept short for CI.
+QUICK = {"rounds": 1, "scale_s1": 10, "scale_s2": 0, "django_scale": 1, "duration": 4,
+         "storm_duration": 4, "warmup": 1}
 FULL = {"rounds": 3, "scale_s1": 50, "scale_s2": 300, "django_scale": 0, "duration": 60,
         "storm_duration": 30, "warmup": 10}
 DJANGO_SCRIPT_DIR = "/var/tmp/bench-django"
@@ -520,14 +521,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "optional hooks time the kit's Ansible runs and load the Django stack with wrk.")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: 1 round, scale 10, the Django-shaped read/write mix "
-                   "at scale 1, 8 s runs, "
+                   "at scale 1, 4 s runs, "
                    "no out-of-memory scale "
-                   "(about 3-4.5 min; the full run takes about 50-55 min)")
+                   "(about 2-3 min; the full run takes about 50-55 min)")
     p.add_argument("--out", type=Path, help="output directory (default bench/results/<UTC>)")
     p.add_argument("--rounds", type=int, help="rounds (default 3, quick 1)")
-    p.add_argument("--duration", type=int, help="seconds per timed run (default 60, quick 8)")
-    p.add_argument("--storm-duration", type=int, help="seconds per storm run (30, quick 5)")
-    p.add_argument("--warmup", type=int, help="untimed seconds before each run (10, quick 2)")
+    p.add_argument("--duration", type=int, help="seconds per timed run (default 60, quick 4)")
+    p.add_argument("--storm-duration", type=int, help="seconds per storm run (30, quick 4)")
+    p.add_argument("--warmup", type=int, help="untimed seconds before each run (10, quick 1)")
     p.add_argument("--scale-s1", type=int, help="scale that fits in memory (50, quick 10)")
     p.add_argument("--scale-s2", type=int, help="scale larger than memory (300, quick 0=skip)")
     p.add_argument("--django-scale", type=non_negative_int,

@@ -470,7 +470,8 @@ def test_storms_load_every_configuration_with_the_same_clients():
         "max_connections, 21)" in storms[0].title
     records = {r["name"]: r for r in workload_records(s)}
     assert records["storm-pgbouncer"]["clients"] == 210
-    assert " -c 210 -j 2 -T 5 -S -C -n " in records["storm-pgbouncer"]["command"]
+    assert (f" -c 210 -j 2 -T {QUICK['storm_duration']} -S -C -n "
+            in records["storm-pgbouncer"]["command"])
     note = storm_note(s, PLAN["pgbouncer"])
     assert note.startswith("Storms: 210 clients for every configuration")
     assert "the same PgBouncer, the stacktune plan's (max_client_conn 410, " \
