@@ -141,24 +141,21 @@ def against_budget(peaks: Mapping[str, int | None],
 def summarize(http_samples: Iterable[Mapping]) -> dict:
     """``{endpoint: {stack: {service: {...}}}}``: the largest peak over the rounds of
     each stack and endpoint, against that stack's budget (the largest peak's round)."""
-    peaks: dict[tuple[str, str], dict[str, int | None]] = {}
+    # Each round's peaks, as samples of peak_bytes: the peak of the peaks.
+    rounds: dict[tuple[str, str], list[dict]] = {}
     budgets: dict[tuple[str, str], dict[str, int]] = {}
     for sample in http_samples:
         memory = sample.get("memory")
         if not memory:
             continue
         key = (sample["endpoint"], sample["stack"])
-        merged = peaks.setdefault(key, {})
-        for service, value in memory["peak_bytes"].items():
-            current = merged.get(service)
-            merged[service] = value if current is None else \
-                current if value is None else max(current, value)
+        rounds.setdefault(key, []).append({"bytes": memory["peak_bytes"]})
         if memory.get("budget_bytes"):
             budgets[key] = memory["budget_bytes"]
     out: dict = {}
-    for (endpoint, stack), service_peaks in peaks.items():
-        out.setdefault(endpoint, {})[stack] = against_budget(service_peaks, budgets.get(
-            (endpoint, stack)))
+    for (endpoint, stack), peaks in rounds.items():
+        out.setdefault(endpoint, {})[stack] = against_budget(peak_bytes(peaks),
+                                                             budgets.get((endpoint, stack)))
     return out
 
 
