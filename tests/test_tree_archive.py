@@ -162,3 +162,15 @@ def test_the_source_tree_deploy_runs_no_module_on_the_controller():
                      if not any("gunicorn_app_wheel" in w or "gunicorn_app_git_repo" in w
                                 for w in whens)]
     assert unconditional == []
+
+
+def test_the_bytes_are_gnu_tar_s_so_an_upgrade_resends_nothing(tmp_path):
+    """The role packed with GNU tar before (same options): a host that holds that archive
+    gets no new one, and no Gunicorn reload, from the first run of this plugin."""
+    tree = make_tree(tmp_path)
+    gnu = tmp_path / "gnu.tar"
+    subprocess.run(["tar", "--create", "--file", str(gnu), "--directory", str(tree),
+                    "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner",
+                    "--mode=go-w", *(f"--exclude={pattern}" for pattern in EXCLUDES), "."],
+                   check=True)
+    assert packed(tree, tmp_path / "ours.tar", excludes=EXCLUDES) == gnu.read_bytes()
