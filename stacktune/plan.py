@@ -289,6 +289,7 @@ def validate_inputs(inputs: StackInputs) -> None:
                             f"use {', '.join(PLACEMENTS)}")
         if host.profile.memory_bytes <= 0 or host.profile.cpus <= 0:
             raise PlanError(f"host {host.name!r}: memory and CPUs must be positive")
+    check_replica_placement(inputs)
     for service in ("postgresql", "pgbouncer", "redis"):
         running = inputs.hosts_running(service)
         if len(running) > 1:
@@ -305,7 +306,6 @@ def validate_inputs(inputs: StackInputs) -> None:
     if inputs.hosts_running("pgbouncer") and not inputs.hosts_running("postgresql"):
         raise PlanError("pgbouncer is placed but postgresql is not; PgBouncer's pools are sized "
                         "for the database host, so place postgresql too")
-    check_replica_placement(inputs)
     if inputs.connections is not None and inputs.connections < 1:
         raise PlanError(f"connections = {inputs.connections}: expected a positive number")
     if inputs.gunicorn_worker_rss_bytes <= 0:

@@ -178,3 +178,36 @@ def _size_work_mem(section: Section, host: Host, primary_name: str, budget_bytes
                 f"sized for {concurrency} processes running queries at once on this replica, "
                 f"in what shared memory, backends and maintenance leave of its "
                 f"{human_bytes(budget_bytes)} budget")
+
+
+def replica_action(*, host: str, slot_name: str, standby: bool, replica_sysid: object,
+                   primary_sysid: object, slot_exists: bool, user_databases: int,
+                   rebuild: bool) -> str:
+    """What a run does with a replica host: 'keep' it streaming, 'build' it from the primary
+    (pg_basebackup), or refuse (PlanError naming the host and the fix).
+
+    A replica is kept when it is a standby (standby.signal) of this primary (same system
+    identifier) whose slot still exists: it resumes streaming by itself. A fresh cluster
+    holding no database of its own is built. Anything else, built over, would lose what
+    it holds or what it had replayed: only ``postgresql_replica_rebuild: true`` rebuilds it.
+    """
+    same_cluster = standby and str(replica_sysid) == str(primary_sysid)
+    if same_cluster and slot_exists:
+        return "keep"
+    if not standby and user_databases == 0:
+        return "build"
+    if rebuild:
+        return "build"
+    if same_cluster:
+        cause = (f"its replication slot {slot_name} is gone on the primary (dropped, or "
+                 "invalidated), so the WAL it needs may be gone too")
+    elif standby:
+        cause = (f"it is a standby of another cluster (system identifier {replica_sysid}, "
+                 f"the primary's is {primary_sysid})")
+    else:
+        cause = (f"it is not a standby and holds {user_databases} database(s) of its own, "
+                 "which a rebuild would delete")
+    raise PlanError(
+        f"replica {host!r} cannot resume streaming: {cause}. Rebuild it from the primary "
+        f"(its data directory is replaced): run with -e postgresql_replica_rebuild=true "
+        f"--limit {host}")

@@ -87,7 +87,7 @@ def test_the_primary_view_lists_its_replicas_slots():
 def test_slot_names_are_legal_and_distinct():
     assert replication_slot_name("db2.example.com") == "stacktune_db2_example_com"
     assert len(replication_slot_name("r" * 100)) == 63
-    with pytest.raises(PlanError, match="db-2.*db_2.*slot"):
+    with pytest.raises(PlanError, match=r"db-2.*db_2.*slot"):
         plan(PRIMARY, APP, replica("db-2"), replica("db_2"))
 
 
@@ -119,3 +119,30 @@ def test_replica_plan_differs_per_replica_host():
     large = result.host_view("db3")["postgresql"]
     assert small["shared_buffers"] != large["shared_buffers"]
     assert result.to_dict()["replicas"]["db3"]["shared_buffers"] == large["shared_buffers"]
+
+
+def _action(**changes):
+    from stacktune.replicas import replica_action
+    probe = dict(host="db2", slot_name="stacktune_db2", standby=True, replica_sysid=7,
+                 primary_sysid="7", slot_exists=True, user_databases=1, rebuild=False)
+    probe.update(changes)
+    return replica_action(**probe)
+
+
+def test_a_streaming_replica_is_kept_and_a_fresh_cluster_is_built():
+    assert _action() == "keep"
+    assert _action(rebuild=True) == "keep"
+    assert _action(standby=False, user_databases=0, replica_sysid=9) == "build"
+
+
+@pytest.mark.parametrize("changes, cause", [
+    ({"slot_exists": False}, "slot stacktune_db2 is gone"),
+    ({"replica_sysid": 8}, "standby of another cluster"),
+    ({"standby": False, "user_databases": 2}, "2 database(s) of its own"),
+])
+def test_a_replica_that_cannot_resume_is_rebuilt_only_when_asked(changes, cause):
+    with pytest.raises(PlanError) as error:
+        _action(**changes)
+    assert cause in str(error.value) and "postgresql_replica_rebuild=true" in str(error.value)
+    assert "'db2'" in str(error.value)
+    assert _action(rebuild=True, **changes) == "build"
