@@ -119,6 +119,9 @@ def comparison_summary(results: Mapping) -> dict:
                 out[f"{name}.stacktune_over_{base}"] = dict(entry, same_clients=True)
         if (swept.get("stacktune_over_best") or {}).get("rounds"):
             out[f"{name}.stacktune_over_best"] = dict(swept["stacktune_over_best"])
+    for page, verdict in ((results.get("http_sweep") or {}).get("pages") or {}).items():
+        if (verdict.get("stacktune_over_best") or {}).get("rounds"):
+            out[f"http.{page}.stacktune_over_best"] = dict(verdict["stacktune_over_best"])
     http = results.get("http") or []
     stacks = list(dict.fromkeys(x["stack"] for x in http))
     for endpoint in dict.fromkeys(x["endpoint"] for x in http):
@@ -240,6 +243,39 @@ def sweep_tables(results: Mapping) -> list[str]:
         else:
             lines += ["", f"- {name}: the best point is stacktune's own values of the swept "
                           "settings."]
+    return lines
+
+
+def http_sweep_tables(results: Mapping) -> list[str]:
+    """The HTTP sweep: per page, stacktune's plan over the best app-tier point found."""
+    swept = results.get("http_sweep") or {}
+    if not swept.get("pages"):
+        return []
+    opts = swept.get("options") or {}
+    ok = sum(1 for t in swept.get("trials") or [] if t.get("completed"))
+    lines = ["", "## HTTP sweep: stacktune's app tier against the best point found", "",
+             f"{len(swept.get('start_points') or {})} start points "
+             f"({', '.join(swept.get('start_points') or {})}) and {opts.get('trials')} points "
+             f"sampled by {opts.get('sampler')} (seed {opts.get('seed')}), each deployed as "
+             "stacktune_overrides and loaded page by page (the search maximizes the geometric "
+             f"mean of req/s); {ok} of {len(swept.get('trials') or [])} completed. The best "
+             f"{opts.get('top')} then ran beside stacktune's plan over {opts.get('rounds')} "
+             "interleaved round(s); each page's best is its highest median req/s.", ""]
+    rows = []
+    for page, verdict in swept["pages"].items():
+        medians = verdict.get("medians") or {}
+        rows.append([page, verdict["best"], _fmt((medians.get(verdict["best"]) or {})
+                                                 .get("median")),
+                     _fmt((medians.get("stacktune") or {}).get("median")),
+                     ratio_spread_text(verdict.get("stacktune_over_best"))])
+    lines += _table(["page", "best", "best req/s", "stacktune req/s", "stacktune / best"],
+                    rows, "llrrr")
+    for page, verdict in swept["pages"].items():
+        diffs = verdict.get("differences") or {}
+        text = "; ".join(f"{k} {v[0]} (stacktune {v[1]})" for k, v in diffs.items())
+        lines += ["", f"- {page}: " + (f"the best point ({verdict['best']}) differs in "
+                                       f"{text}." if diffs else "stacktune's plan was the "
+                                       "best point.")]
     return lines
 
 
@@ -565,6 +601,7 @@ def render_markdown(results: Mapping) -> str:
     lines += sweep_tables(results)
     lines += kit_table(results)
     lines += http_tables(results)
+    lines += http_sweep_tables(results)
     lines += naive_tables(results)
     lines += recorder_tables(results)
     lines += settings_table(results)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import django_mix, memory, naive, recorder, report, sweep, wrk
+from bench import django_mix, http_sweep, memory, naive, recorder, report, sweep, wrk
 from bench import kit as kit_mod
 from bench.docker import IMAGE, CommandFailed, Container, docker, image_exists
 from bench.pgbench import (
@@ -674,6 +674,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     h = p.add_argument_group("HTTP hook")
     h.add_argument("--http-config", type=Path, help="JSON, see bench/http.json")
     h.add_argument("--http-rounds", type=int, help="default: the rounds above")
+    h.add_argument("--http-sweep", action="store_true",
+                   help="instead of untuned vs stacktune: search Gunicorn workers x threads, "
+                   "PgBouncer's pool size, CONN_MAX_AGE and the cache backend (as "
+                   "stacktune_overrides), confirm the best points against stacktune's plan "
+                   "over --http-rounds rounds, and report stacktune / best per page (with "
+                   "bench/http.json: about 1 h 15 min)")
+    h.add_argument("--http-sweep-trials", type=positive_int, default=12,
+                   help="sampled points after the 2 start points (default 12)")
+    h.add_argument("--http-sweep-top", type=positive_int, default=2,
+                   help="best points confirmed (default 2)")
     n = p.add_argument_group("the demo's naive mode and the query recorder (make bench)")
     n.add_argument("--naive-config", type=Path,
                    help="JSON, see bench/naive.json: naive pages before and after "
@@ -814,7 +824,11 @@ def main(argv: list[str] | None = None) -> int:
             container_cpu = kit_mod.container_cpu_reader(kit_container) if kit_container else None
             results["kit"] = kit_mod.time_kit(commands, rounds=kit_rounds, say=progress.say,
                                               container_cpu=container_cpu)
-        if http_config:
+        if http_config and a.http_sweep:
+            results["http_sweep"] = http_sweep.run(
+                http_config, trials=a.http_sweep_trials, top=a.http_sweep_top,
+                rounds=a.http_rounds or s.rounds, seed=a.sweep_seed, say=progress.say)
+        elif http_config:
             # Filled run by run: a setup that fails in a later round keeps the earlier runs.
             results["http"] = []
             wrk.run_http_phase(http_config, rounds=a.http_rounds or s.rounds, say=progress.say,
@@ -835,15 +849,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not a.keep_container:
             container.remove()
-    if not any(results.get(k) for k in ("samples", "sweep", "kit", "http", "naive",
-                                        "recorder")):
+    if not any(results.get(k) for k in ("samples", "sweep", "kit", "http", "http_sweep",
+                                        "naive", "recorder")):
         return status or 1
     finish(results, s, started)
     paths = report.write_results(results, out)
     tables = report.pgbench_tables(results) + report.sweep_tables(results) + \
         report.kit_table(results) + \
-        report.http_tables(results) + report.naive_tables(results) + \
-        report.recorder_tables(results)
+        report.http_tables(results) + report.http_sweep_tables(results) + \
+        report.naive_tables(results) + report.recorder_tables(results)
     print("\n".join(tables).strip() + "\n")
     for kind, path in paths.items():
         print(f"{kind}: {path}")

@@ -140,17 +140,23 @@ def distributions(dims: Sequence[Dimension]) -> dict:
     return out
 
 
-# (settings of the trial) -> one pgbench sample: at least "tps" and "completed".
+# (settings of the trial) -> one sample: "completed", and what ``score`` reads ("tps").
 Measure = Callable[[Mapping[str, str]], Mapping]
+
+
+def tps_score(sample: Mapping) -> float:
+    return float(sample.get("tps") or 0)
 
 
 def search(dims: Sequence[Dimension], starts: Mapping[str, Mapping[str, float | str]],
            measure: Measure, base: Mapping[str, str], *, trials: int, seed: int = 42,
-           say: Callable[[str], None] = lambda _: None) -> list[dict]:
-    """Run the start points, then ``trials`` sampled points; one record per run.
+           say: Callable[[str], None] = lambda _: None,
+           score: Callable[[Mapping], float] = tps_score, unit: str = "tps") -> list[dict]:
+    """Run the start points, then ``trials`` sampled points; one record per run, with the
+    point's ``score`` (pgbench: tps) and the sample.
 
-    A point that fails (PostgreSQL refuses it, or pgbench has no result) is told to
-    optuna as failed and recorded with tps 0 and the reason; the search goes on.
+    A point that fails (PostgreSQL refuses it, or there is no result) is told to optuna as
+    failed and recorded with score 0 and the reason; the search goes on.
     """
     import optuna
     from optuna.trial import TrialState
@@ -167,18 +173,19 @@ def search(dims: Sequence[Dimension], starts: Mapping[str, Mapping[str, float | 
         point = {d.name: trial.params[d.name] for d in dims}
         start = trial.user_attrs.get("start")
         sample = dict(measure(trial_settings(base, dims, point)))
-        tps = float(sample.get("tps") or 0)
-        ok = bool(sample.get("completed")) and tps > 0
+        value = score(sample)
+        ok = bool(sample.get("completed")) and value > 0
         if ok:
-            study.tell(trial, tps)
+            study.tell(trial, value)
         else:
             study.tell(trial, state=TrialState.FAIL)
         records.append({"number": number, "start": start, "point": point,
-                        "settings": point_settings(dims, point), "tps": tps if ok else 0.0,
+                        "settings": point_settings(dims, point), "score": value if ok else 0.0,
                         "completed": ok, "error": None if ok else
-                        sample.get("error_message") or "no result"})
+                        sample.get("error_message") or "no result", "sample": sample})
         label = f"start point {start}" if start else f"trial {number - len(starts) + 1}/{trials}"
-        say(f"    {label}: {tps:,.1f} tps" + ("" if ok else f" (failed: {records[-1]['error']})")
+        say(f"    {label}: {value:,.1f} {unit}"
+            + ("" if ok else f" (failed: {records[-1]['error']})")
             + f"  {_short(records[-1]['settings'])}")
     return records
 
@@ -193,7 +200,7 @@ def top_points(records: Sequence[Mapping], count: int,
     excluded point's settings (stacktune's own is confirmed anyway)."""
     seen = [dict(e) for e in exclude]
     out: list[dict] = []
-    for record in sorted((r for r in records if r["completed"]), key=lambda r: -r["tps"]):
+    for record in sorted((r for r in records if r["completed"]), key=lambda r: -r["score"]):
         if len(out) == count:
             break
         if record["settings"] in seen:
@@ -217,11 +224,11 @@ def confirm(configs: Mapping[str, Mapping[str, str]], measure: Measure, *, round
     return samples
 
 
-def verdict(samples: Sequence[Mapping], names: Sequence[str]) -> dict:
-    """The best configuration (highest median tps over the rounds) and stacktune's paired
-    ratios over it and over each other configuration."""
+def verdict(samples: Sequence[Mapping], names: Sequence[str], value: str = "tps") -> dict:
+    """The best configuration (highest median ``value`` over the rounds; a run without a
+    result counts 0) and stacktune's paired ratios over it and over each other one."""
     def by_round(name: str) -> dict[int, float | None]:
-        return {s["round"]: (float(s["tps"]) if s.get("completed") else 0.0)
+        return {s["round"]: (float(s[value]) if s.get("completed") else 0.0)
                 for s in samples if s["config"] == name}
 
     medians = {name: summarize(by_round(name).values()) for name in names}

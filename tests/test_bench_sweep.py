@@ -103,7 +103,7 @@ def test_the_search_runs_the_start_points_first_then_samples_and_survives_failur
     assert seen[2] == {**plan, **sweep.point_settings(dims, starts["stacktune"])}
     assert all(s["autovacuum_naptime"] == plan["autovacuum_naptime"] for s in seen)
     # PGTune's start point asked for 2,457 MB here: it "failed" and the search went on.
-    assert records[1]["completed"] is False and records[1]["tps"] == 0.0
+    assert records[1]["completed"] is False and records[1]["score"] == 0.0
     assert "could not map" in records[1]["error"]
     # Seeded: the same trials twice.
     again = sweep.search(dims, starts, synthetic_tps, plan, trials=12, seed=7)
@@ -111,11 +111,11 @@ def test_the_search_runs_the_start_points_first_then_samples_and_survives_failur
 
 
 def test_top_points_are_distinct_completed_and_leave_out_stacktunes_own():
-    rec = [{"settings": {"a": "1"}, "tps": 50.0, "completed": True, "point": {}},
-           {"settings": {"a": "2"}, "tps": 90.0, "completed": True, "point": {}},
-           {"settings": {"a": "2"}, "tps": 80.0, "completed": True, "point": {}},
-           {"settings": {"a": "3"}, "tps": 99.0, "completed": False, "point": {}},
-           {"settings": {"a": "4"}, "tps": 70.0, "completed": True, "point": {}}]
+    rec = [{"settings": {"a": "1"}, "score": 50.0, "completed": True, "point": {}},
+           {"settings": {"a": "2"}, "score": 90.0, "completed": True, "point": {}},
+           {"settings": {"a": "2"}, "score": 80.0, "completed": True, "point": {}},
+           {"settings": {"a": "3"}, "score": 99.0, "completed": False, "point": {}},
+           {"settings": {"a": "4"}, "score": 70.0, "completed": True, "point": {}}]
     top = sweep.top_points(rec, 2, exclude=[{"a": "4"}])
     assert [t["settings"] for t in top] == [{"a": "2"}, {"a": "1"}]
 
