@@ -151,3 +151,19 @@ def test_a_page_with_errors_fails_the_point():
 def test_the_geometric_mean_is_zero_when_a_page_gave_nothing():
     assert http_sweep.geometric_mean([100.0, 400.0]) == pytest.approx(200.0)
     assert http_sweep.geometric_mean([100.0, 0.0]) == 0.0
+
+
+def test_the_deploy_passes_the_points_overrides_and_a_longer_restart_pause(tmp_path):
+    out = tmp_path / "extra.json"
+    # The setup command gets "-e @FILE" appended: this one copies FILE.
+    deploy = http_sweep.shell_deploy(f"sh -c 'cp \"${{2#@}}\" {out}' sh")
+    deploy({"gunicorn.workers": "4", "django.CACHE_BACKEND": "redis"})
+    extra = json.loads(out.read_text())
+    assert extra == {"postgresql_restart_pause_timeout": http_sweep.RESTART_PAUSE_TIMEOUT_S,
+                     "stacktune_overrides": {"gunicorn": {"workers": 4}, "django": {
+                         "CACHE_BACKEND": "django_redis.cache.RedisCache"}}}
+    deploy(None)
+    assert json.loads(out.read_text()) == {
+        "postgresql_restart_pause_timeout": http_sweep.RESTART_PAUSE_TIMEOUT_S}
+    with pytest.raises(subprocess.CalledProcessError):
+        http_sweep.shell_deploy("false")(None)
