@@ -27,6 +27,7 @@ from pathlib import Path
 from bench import sweep, wrk
 from bench.schedule import interleave
 from bench.sweep import Dimension
+from stacktune.units import parse_pg_duration
 
 CACHE_BACKENDS = {"redis": "django_redis.cache.RedisCache",
                   "locmem": "django.core.cache.backends.locmem.LocMemCache"}
@@ -99,22 +100,34 @@ def geometric_mean(values: Sequence[float]) -> float:
     return math.exp(statistics.fmean(math.log(v) for v in values))
 
 
-# A pool size that moves max_connections restarts PostgreSQL with PgBouncer paused; the
-# role's default bound (8 s) protects live users, and a loaded benchmark machine can take
-# longer. The benchmark's demo has no users to protect.
-RESTART_PAUSE_TIMEOUT_S = 120
+# A pool size that moves max_connections restarts PostgreSQL with PgBouncer paused. The
+# role's bound (8 s) protects live users, and a loaded benchmark machine took longer. Every
+# point, stacktune's included, gets the longest pause the kit's timeout chain allows:
+# PAUSE + 1 s <= PgBouncer's query_wait_timeout, and statement_timeout + query_wait_timeout
+# < Gunicorn's timeout (stacktune/timeout_chain.py). Neither acts unless a query waits.
+def restart_pause_for(plan: Mapping) -> int:
+    """The sweep's restart pause (s), from the plan's Gunicorn and statement timeouts."""
+    gunicorn_s = int(str(plan["gunicorn"]["timeout"]).strip("'"))
+    statement_s = parse_pg_duration(str(plan["postgresql_app_role"]["statement_timeout"]))
+    pause = int(gunicorn_s - statement_s) - 2
+    if pause < 8:
+        raise ValueError(f"gunicorn.timeout {gunicorn_s} s and statement_timeout "
+                         f"{statement_s:g} s leave no room for a restart pause longer than "
+                         "the role's default (8 s)")
+    return pause
+
 
 Deploy = Callable[[Mapping[str, str] | None], None]
 Runner = Callable[..., dict]
 
 
-def shell_deploy(setup: str) -> Deploy:
+def shell_deploy(setup: str, pause_s: int) -> Deploy:
     """Deploy a point: the stack's setup command with the point's overrides as extra vars
-    (None: the plan as it is)."""
+    (None: the plan's values), and the sweep's restart pause (restart_pause_for)."""
     def deploy(settings: Mapping[str, str] | None) -> None:
-        extra: dict = {"postgresql_restart_pause_timeout": RESTART_PAUSE_TIMEOUT_S}
-        if settings is not None:
-            extra["stacktune_overrides"] = overrides(settings)
+        chosen = overrides(settings) if settings is not None else {}
+        chosen.setdefault("pgbouncer", {})["query_wait_timeout"] = pause_s + 1
+        extra = {"postgresql_restart_pause_timeout": pause_s, "stacktune_overrides": chosen}
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="stacktune-sweep-",
                                          delete=False) as handle:
             json.dump(extra, handle)
@@ -197,18 +210,19 @@ def page_verdicts(samples: Sequence[Mapping], names: Sequence[str]) -> dict[str,
 
 def run(config: Mapping, *, trials: int, top: int, rounds: int, seed: int = 42,
         say: Callable[[str], None] = print, runner: Runner = wrk.run_wrk,
-        deploy: Deploy | None = None,
+        deploy: Deploy | None = None, restore: Callable[[], None] | None = None,
         plan_reader: Callable[[], Mapping] | None = None) -> dict:
     """The whole HTTP sweep over the config's ``stacktune`` stack (bench/http.json)."""
     stack = next((s for s in config["stacks"] if s["name"] == "stacktune"), None)
     if stack is None or not stack.get("setup") or not stack.get("plan"):
         raise ValueError("the HTTP config needs a 'stacktune' stack with 'setup' and 'plan' "
                          "commands for --http-sweep (see bench/http.json)")
-    deploy = deploy or shell_deploy(stack["setup"])
+    restore = restore or (lambda: subprocess.run(stack["setup"], shell=True, check=True))
     base_url = stack["base_url"]
     say("http sweep: deploying stacktune's plan to read its values")
-    deploy(None)
+    restore()
     plan = plan_reader() if plan_reader else _read_plan(stack)
+    deploy = deploy or shell_deploy(stack["setup"], restart_pause_for(services_plan(plan)))
     # Workers scale with the app host's CPUs: the largest host's, as the plan read them.
     hosts = services_plan(plan).get("hosts") or {}
     dims = space(max((float(h.get("cpus") or 0) for h in hosts.values()), default=1.0) or 1.0)
@@ -227,7 +241,7 @@ def run(config: Mapping, *, trials: int, top: int, rounds: int, seed: int = 42,
     for rank, record in enumerate(best, start=1):
         candidates[f"best-{rank}"] = record["settings"]
     samples = confirm(candidates, rounds=rounds, measure=measure, say=say)
-    deploy(None)  # leave the demo as the plan deploys it
+    restore()  # the demo as the plan deploys it, without the sweep's pause bounds
     pages = page_verdicts(samples, list(candidates))
     swept = {"stacktune": sweep.point_settings(dims, mine),
              **{n: dict(s) for n, s in candidates.items() if s is not None}}

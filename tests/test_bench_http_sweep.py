@@ -107,8 +107,10 @@ def test_the_sweep_searches_confirms_and_gives_each_page_its_best():
     plan = demo_plan()
     stack = FakeStack(plan)
     said = []
+    restored = []
     result = http_sweep.run(CONFIG, trials=8, top=2, rounds=2, seed=3, say=said.append,
                             runner=stack.runner, deploy=stack.deploy,
+                            restore=lambda: restored.append(len(stack.deploys)),
                             plan_reader=lambda: {"plan": plan})
     trials = result["trials"]
     assert [t["start"] for t in trials[:2]] == ["stacktune", "untuned app tier"]
@@ -117,8 +119,8 @@ def test_the_sweep_searches_confirms_and_gives_each_page_its_best():
     failed = [t for t in trials if not t["completed"]]
     assert all(int(t["settings"]["gunicorn.workers"]) > 7 for t in failed)
     assert all("deploy failed" in t["error"] for t in failed)
-    # The first and the last deploy are the plan as it is: the demo is left as planned.
-    assert stack.deploys[0] is None and stack.deploys[-1] is None
+    # The plan is deployed as it is first, and again after the last run.
+    assert restored == [0, len(stack.deploys)]
     candidates = result["candidates"]
     assert set(candidates) == {"stacktune", "best-1", "best-2"}
     samples = result["confirm_samples"]
@@ -156,14 +158,30 @@ def test_the_geometric_mean_is_zero_when_a_page_gave_nothing():
 def test_the_deploy_passes_the_points_overrides_and_a_longer_restart_pause(tmp_path):
     out = tmp_path / "extra.json"
     # The setup command gets "-e @FILE" appended: this one copies FILE.
-    deploy = http_sweep.shell_deploy(f"sh -c 'cp \"${{2#@}}\" {out}' sh")
+    pause = http_sweep.restart_pause_for(demo_plan())
+    assert pause == 13  # Gunicorn's 30 s - statement_timeout 15 s - 2
+    deploy = http_sweep.shell_deploy(f"sh -c 'cp \"${{2#@}}\" {out}' sh", pause)
     deploy({"gunicorn.workers": "4", "django.CACHE_BACKEND": "redis"})
     extra = json.loads(out.read_text())
-    assert extra == {"postgresql_restart_pause_timeout": http_sweep.RESTART_PAUSE_TIMEOUT_S,
-                     "stacktune_overrides": {"gunicorn": {"workers": 4}, "django": {
-                         "CACHE_BACKEND": "django_redis.cache.RedisCache"}}}
+    assert extra == {"postgresql_restart_pause_timeout": pause,
+                     "stacktune_overrides": {
+                         "gunicorn": {"workers": 4},
+                         "django": {"CACHE_BACKEND": "django_redis.cache.RedisCache"},
+                         "pgbouncer": {"query_wait_timeout": pause + 1}}}
     deploy(None)
     assert json.loads(out.read_text()) == {
-        "postgresql_restart_pause_timeout": http_sweep.RESTART_PAUSE_TIMEOUT_S}
+        "postgresql_restart_pause_timeout": pause,
+        "stacktune_overrides": {"pgbouncer": {"query_wait_timeout": pause + 1}}}
     with pytest.raises(subprocess.CalledProcessError):
-        http_sweep.shell_deploy("false")(None)
+        http_sweep.shell_deploy("false", pause)(None)
+
+
+def test_the_sweeps_pause_and_queue_wait_are_what_the_kits_timeout_chain_accepts():
+    pause = http_sweep.restart_pause_for(demo_plan())
+    proc = subprocess.run([str(ROOT / "scripts" / "stacktune"), "plan", "--format", "json",
+                           "--memory", "2GiB", "--cpus", "1.5",
+                           f"--set=pgbouncer.query_wait_timeout={pause + 1}"],
+                          capture_output=True, text=True, check=False, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    from stacktune.timeout_chain import check_restart_pause
+    assert check_restart_pause(pause, json.loads(proc.stdout)["pgbouncer"]) == pause
