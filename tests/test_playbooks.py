@@ -116,7 +116,7 @@ def test_site_plans_once(inventory):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     out = result.stdout
     plays = out.count("PLAY [Inspect every host and plan the stack]")
-    assert plays == 7, out[-3000:]
+    assert plays == 8, out[-3000:]
     assert out.count("TASK [Gather the facts of every host (once per run)]") == 1, out[-3000:]
     skipped = re.findall(r"PLAY \[Inspect every host and plan the stack\] \**\n"
                          r"skipping: no hosts matched", out)
