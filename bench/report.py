@@ -76,7 +76,7 @@ def summarize_groups(samples: Sequence[Mapping], group: str, item: str, value: s
 
 
 PGBENCH_BASELINES = ("default", "pgtune")
-BASELINE_TITLES = {"default": "default", "pgtune": "PGTune"}
+BASELINE_TITLES = {"default": "default", "pgtune": "PGTune", "best": "best point found"}
 
 
 def _by_round(samples: Sequence[Mapping], group: str, name: str, item: str, it: str,
@@ -93,7 +93,9 @@ def comparison_summary(results: Mapping) -> dict:
       storms: each configuration got a multiple of its own max_connections);
     - ``http.<endpoint>.<stack>_over_<first stack>`` (requests/s) when the HTTP phase ran.
 
-    There is no ``stacktune_over_best`` until a sweep measures a best point.
+    - ``<workload>.stacktune_over_best`` (and over default and PGTune, where the
+      three-configuration comparison did not run that workload) from a ``--sweep``'s confirm
+      rounds.
     """
     out: dict = {}
     samples = results.get("samples") or []
@@ -110,6 +112,16 @@ def comparison_summary(results: Mapping) -> dict:
                        for c in ("stacktune", base)]
             entry["same_clients"] = clients[0] == clients[1]
             out[f"{name}.stacktune_over_{base}"] = entry
+    for name, swept in ((results.get("sweep") or {}).get("workloads") or {}).items():
+        for base in PGBENCH_BASELINES:
+            entry = (swept.get("stacktune_over") or {}).get(base)
+            if entry and entry.get("rounds") and f"{name}.stacktune_over_{base}" not in out:
+                out[f"{name}.stacktune_over_{base}"] = dict(entry, same_clients=True)
+        if (swept.get("stacktune_over_best") or {}).get("rounds"):
+            out[f"{name}.stacktune_over_best"] = dict(swept["stacktune_over_best"])
+    for page, verdict in ((results.get("http_sweep") or {}).get("pages") or {}).items():
+        if (verdict.get("stacktune_over_best") or {}).get("rounds"):
+            out[f"http.{page}.stacktune_over_best"] = dict(verdict["stacktune_over_best"])
     http = results.get("http") or []
     stacks = list(dict.fromkeys(x["stack"] for x in http))
     for endpoint in dict.fromkeys(x["endpoint"] for x in http):
@@ -143,12 +155,16 @@ def summary_tables(results: Mapping, ratios: Mapping | None = None) -> list[str]
              "--summary-md results.json` prints these tables from any run's samples."]
     pgbench = (results.get("summary") or {}).get("pgbench") or {}
     rows, unequal = [], False
+    swept = list((results.get("sweep") or {}).get("workloads") or {})
     workloads = results.get("workloads") or [
-        {"name": n, "short": n} for n in dict.fromkeys(s["workload"]
-                                                       for s in results.get("samples", []))]
+        {"name": n, "short": n} for n in dict.fromkeys(
+            [*(s["workload"] for s in results.get("samples", [])), *swept])]
+    # A sweep adds stacktune / best (bench/sweep.py).
+    bases = PGBENCH_BASELINES + (("best",) if any(k.endswith(".stacktune_over_best")
+                                                  for k in ratios) else ())
     for w in workloads:
         cells = []
-        for base in PGBENCH_BASELINES:
+        for base in bases:
             entry = ratios.get(f"{w['name']}.stacktune_over_{base}")
             text = ratio_spread_text(entry)
             if entry and not entry.get("same_clients", True):
@@ -158,7 +174,7 @@ def summary_tables(results: Mapping, ratios: Mapping | None = None) -> list[str]
         if all(c == "-" for c in cells):
             continue
         rounds = max((ratios.get(f"{w['name']}.stacktune_over_{b}") or {}).get("rounds", 0)
-                     for b in PGBENCH_BASELINES)
+                     for b in bases)
         refused = "-"
         if w.get("storm") or w["name"].startswith("storm"):
             entry = pgbench.get(w["name"]) or {}
@@ -166,10 +182,10 @@ def summary_tables(results: Mapping, ratios: Mapping | None = None) -> list[str]
                                  for c in ("default", "pgtune", "stacktune"))
         rows.append([w.get("short") or w["name"], *cells, str(rounds), refused])
     if rows:
-        lines += ["", *_table(["workload (pgbench)", "stacktune / default",
-                               "stacktune / PGTune", "rounds",
+        titles = [f"stacktune / {BASELINE_TITLES[b]}" for b in bases]
+        lines += ["", *_table(["workload (pgbench)", *titles, "rounds",
                                "refused connections: default / PGTune / stacktune"],
-                              rows, "lrrrr")]
+                              rows, "l" + "r" * (len(bases) + 2))]
         if unequal:
             lines += ["", "† The configurations ran different client counts here (this "
                           "run's storms gave each a multiple of its own max_connections): "
@@ -184,6 +200,82 @@ def summary_tables(results: Mapping, ratios: Mapping | None = None) -> list[str]
     if http_rows:
         lines += ["", *_table(["page (HTTP, wrk)", "comparison", "req/s ratio", "rounds"],
                               http_rows, "llrr")]
+    return lines
+
+
+def sweep_tables(results: Mapping) -> list[str]:
+    """The sweep: per workload, stacktune over the best point found (and over default and
+    PGTune) from the confirm rounds, and where the best point's settings differ."""
+    swept = (results.get("sweep") or {}).get("workloads") or {}
+    if not swept:
+        return []
+    opts = results["sweep"].get("options") or {}
+    lines = ["", "## Sweep: stacktune against the best settings found", "",
+             f"Per workload: {len(results['sweep'].get('start_points') or {})} start points "
+             f"(the swept settings' values under PostgreSQL's defaults, PGTune and stacktune) "
+             f"and {opts.get('trials')} points sampled by {opts.get('sampler')} (seed "
+             f"{opts.get('seed')}), {opts.get('trial_duration')} s each on stacktune's plan "
+             "with the point's values on top; then the best "
+             f"{opts.get('top')} distinct point(s), stacktune, default and PGTune over "
+             f"{opts.get('confirm_rounds')} interleaved round(s) of "
+             f"{opts.get('confirm_duration')} s. The best is the highest median of those "
+             "rounds; ratios are medians of the per-round ratios [min-max].", ""]
+    rows = []
+    for name, entry in swept.items():
+        best = entry.get("best")
+        medians = entry.get("medians") or {}
+        ok = sum(1 for t in entry.get("trials") or [] if t.get("completed"))
+        rows.append([name, best or "-",
+                     _fmt((medians.get(best) or {}).get("median")),
+                     _fmt((medians.get("stacktune") or {}).get("median")),
+                     ratio_spread_text(entry.get("stacktune_over_best")),
+                     ratio_spread_text((entry.get("stacktune_over") or {}).get("default")),
+                     ratio_spread_text((entry.get("stacktune_over") or {}).get("pgtune")),
+                     f"{ok}/{len(entry.get('trials') or [])}"])
+    lines += _table(["workload", "best", "best tps", "stacktune tps", "stacktune / best",
+                     "stacktune / default", "stacktune / PGTune", "trials completed"],
+                    rows, "llrrrrrr")
+    for name, entry in swept.items():
+        diffs = entry.get("differences") or {}
+        if diffs:
+            text = "; ".join(f"{k} {v[0]} (stacktune {v[1]})" for k, v in diffs.items())
+            lines += ["", f"- {name}: the best point ({entry['best']}) differs in {text}."]
+        else:
+            lines += ["", f"- {name}: the best point is stacktune's own values of the swept "
+                          "settings."]
+    return lines
+
+
+def http_sweep_tables(results: Mapping) -> list[str]:
+    """The HTTP sweep: per page, stacktune's plan over the best app-tier point found."""
+    swept = results.get("http_sweep") or {}
+    if not swept.get("pages"):
+        return []
+    opts = swept.get("options") or {}
+    ok = sum(1 for t in swept.get("trials") or [] if t.get("completed"))
+    lines = ["", "## HTTP sweep: stacktune's app tier against the best point found", "",
+             f"{len(swept.get('start_points') or {})} start points "
+             f"({', '.join(swept.get('start_points') or {})}) and {opts.get('trials')} points "
+             f"sampled by {opts.get('sampler')} (seed {opts.get('seed')}), each deployed as "
+             "stacktune_overrides and loaded page by page (the search maximizes the geometric "
+             f"mean of req/s); {ok} of {len(swept.get('trials') or [])} completed. The best "
+             f"{opts.get('top')} then ran beside stacktune's plan over {opts.get('rounds')} "
+             "interleaved round(s); each page's best is its highest median req/s.", ""]
+    rows = []
+    for page, verdict in swept["pages"].items():
+        medians = verdict.get("medians") or {}
+        rows.append([page, verdict["best"], _fmt((medians.get(verdict["best"]) or {})
+                                                 .get("median")),
+                     _fmt((medians.get("stacktune") or {}).get("median")),
+                     ratio_spread_text(verdict.get("stacktune_over_best"))])
+    lines += _table(["page", "best", "best req/s", "stacktune req/s", "stacktune / best"],
+                    rows, "llrrr")
+    for page, verdict in swept["pages"].items():
+        diffs = verdict.get("differences") or {}
+        text = "; ".join(f"{k} {v[0]} (stacktune {v[1]})" for k, v in diffs.items())
+        lines += ["", f"- {page}: " + (f"the best point ({verdict['best']}) differs in "
+                                       f"{text}." if diffs else "stacktune's plan was the "
+                                       "best point.")]
     return lines
 
 
@@ -475,6 +567,9 @@ def render_markdown(results: Mapping) -> str:
     if results.get("workloads"):
         lines += [f"Mode: **{results['mode']}**, {results['rounds']} round(s), configurations "
                   f"interleaved ({order_text or 'one round'}).", ""]
+    elif results.get("sweep"):
+        lines += [f"Mode: **{results['mode']}**: the search and its confirm rounds "
+                  "(below).", ""]
     else:  # --skip-pgbench: the hooks' own sections say how they ran
         lines += ["Mode: **phases on the demo only** (no pgbench).", ""]
     if results.get("interrupted") or results.get("error"):
@@ -488,8 +583,8 @@ def render_markdown(results: Mapping) -> str:
                   "its CPUs, so these numbers are noisy.", ""]
     facts = [("CPU", env.get("cpu_model")), ("host CPUs / memory",
              f"{env.get('host_cpus')} / {env.get('host_memory')}"),
-             ("container limits", env.get("container_limits") if results.get("workloads")
-              else None),
+             ("container limits", env.get("container_limits")
+              if results.get("workloads") or results.get("sweep") else None),
              ("PostgreSQL", env.get("postgresql_version")),
              ("pgbench", env.get("pgbench_version")), ("PgBouncer", env.get("pgbouncer_version")),
              ("stacktune commit", env.get("stacktune_commit")),
@@ -503,8 +598,10 @@ def render_markdown(results: Mapping) -> str:
         lines += ["", "**How errors are counted.** " + ERRORS_NOTE]
         if results.get("notes"):
             lines += ["", *[f"- {n}" for n in results["notes"]]]
+    lines += sweep_tables(results)
     lines += kit_table(results)
     lines += http_tables(results)
+    lines += http_sweep_tables(results)
     lines += naive_tables(results)
     lines += recorder_tables(results)
     lines += settings_table(results)

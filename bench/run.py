@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import django_mix, memory, naive, recorder, report, wrk
+from bench import django_mix, http_sweep, memory, naive, recorder, report, sweep, wrk
 from bench import kit as kit_mod
 from bench.docker import IMAGE, CommandFailed, Container, docker, image_exists
 from bench.pgbench import (
@@ -392,7 +392,9 @@ def run_pgbench(c: Container, w: Workload, *, clients: int, duration: int, s: Se
     return sample
 
 
-def pgbench_phase(s: Settings, c: Container, progress: Progress, results: dict) -> None:
+def prepare_server(s: Settings, c: Container, progress: Progress, results: dict) -> list[dict]:
+    """Start the container, install PostgreSQL and PgBouncer, load the data; the three
+    configurations (default, pgtune, stacktune) with the settings this server knows."""
     plans = results["plans"]
     progress.say(f"starting container {c.name} ({IMAGE}, --memory {s.docker_memory} "
                  f"--cpus {s.plan_cpus})")
@@ -415,6 +417,11 @@ def pgbench_phase(s: Settings, c: Container, progress: Progress, results: dict) 
     results["pgbouncer"] = setup_pgbouncer(c, plans["stacktune"]["plan"]["pgbouncer"],
                                            databases)
     results["environment"].update(container_facts(c))
+    return configs
+
+
+def pgbench_phase(s: Settings, c: Container, progress: Progress, results: dict) -> None:
+    configs = prepare_server(s, c, progress, results)
     watched = sorted({"max_connections", "shared_buffers", "work_mem",
                       *[n for cfg in configs for n in cfg["settings"]]})
 
@@ -455,6 +462,95 @@ def pgbench_phase(s: Settings, c: Container, progress: Progress, results: dict) 
         if not sample["completed"]:
             note += f" — no result: {sample.get('error_message')}"
         progress.say(f"    {sample['tps']:,.1f} tps, latency {sample['latency_avg_ms']} ms{note}")
+    results["environment"]["load_average_end"] = Path("/proc/loadavg").read_text().split()[:3]
+
+
+# --- the sweep (--sweep) --------------------------------------------------------
+
+@dataclass
+class SweepOptions:
+    workloads: tuple[str, ...]
+    trials: int
+    top: int
+    duration: int
+    seed: int
+
+
+SWEEP_QUICK = {"workloads": ("tpcb-s1",), "trials": 3, "top": 1, "duration": 4}
+SWEEP_FULL = {"workloads": ("tpcb-s1", "select-s1", "tpcb-s2"), "trials": 24, "top": 2,
+              "duration": 20}
+
+
+def apply_settings(c: Container, settings: Mapping[str, str], label: str) -> str | None:
+    """Apply one configuration and restart; None, or why PostgreSQL refused it (the
+    server then runs PostgreSQL's defaults again, so the sweep goes on)."""
+    c.write(CONF_PATH, render_conf(settings, label=label), owner="postgres:postgres")
+    try:
+        restart_postgresql(c)
+    except CommandFailed as exc:
+        c.write(CONF_PATH, render_conf({}, label="default"), owner="postgres:postgres")
+        restart_postgresql(c)
+        lines = [ln for ln in str(exc).splitlines() if "FATAL" in ln or "LOG" in ln]
+        return (lines[-1] if lines else str(exc).splitlines()[0]).strip()
+    c.sh("systemctl restart pgbouncer")
+    wait_ready(c, 6432)
+    return None
+
+
+def sweep_phase(s: Settings, o: SweepOptions, c: Container, progress: Progress,
+                results: dict) -> None:
+    configs = {cfg["name"]: cfg for cfg in prepare_server(s, c, progress, results)}
+    dims = sweep.space(int(s.memory_gib * 1024))
+    mine = configs["stacktune"]["settings"]
+    starts = {"default": sweep.point_from_settings(dims, {}),
+              "pgtune": sweep.point_from_settings(dims, configs["pgtune"]["settings"]),
+              "stacktune": sweep.point_from_settings(dims, mine)}
+    by_name = {w.name: w for w in s.workloads}
+    out = results["sweep"] = {
+        "options": {"trials": o.trials, "top": o.top, "trial_duration": o.duration,
+                    "confirm_duration": s.duration, "confirm_rounds": s.rounds,
+                    "warmup": s.warmup, "seed": o.seed, "sampler": "optuna TPE"},
+        "space": [{"name": d.name, "low": d.low, "high": d.high, "unit": d.unit,
+                   "log": d.log, "choices": list(d.choices), "why": d.why} for d in dims],
+        "start_points": {n: sweep.point_settings(dims, p) for n, p in starts.items()},
+        "workloads": {}}
+    for name in o.workloads:
+        w = by_name[name]
+        progress.say(f"sweep {w.name}: {len(starts)} start points and {o.trials} trials of "
+                     f"{o.duration} s, then the best {o.top} with stacktune, default and "
+                     f"PGTune over {s.rounds} round(s) of {s.duration} s")
+
+        def measure(settings: Mapping[str, str], duration: int, w: Workload = w) -> dict:
+            error = apply_settings(c, settings, label="sweep")
+            if error:
+                return {"tps": 0.0, "completed": False, "error_message": error}
+            if s.warmup:
+                run_pgbench(c, w, clients=w.clients, duration=s.warmup, s=s,
+                            progress_interval=None)
+            return run_pgbench(c, w, clients=w.clients, duration=duration, s=s,
+                               progress_interval=None)
+
+        records = sweep.search(dims, starts, lambda st: measure(st, o.duration), mine,
+                               trials=o.trials, seed=o.seed, say=progress.say)
+        best = sweep.top_points(records, o.top,
+                                exclude=[sweep.point_settings(dims, starts["stacktune"])])
+        candidates = {"default": {}, "pgtune": configs["pgtune"]["settings"],
+                      "stacktune": mine}
+        for rank, record in enumerate(best, start=1):
+            candidates[f"best-{rank}"] = sweep.trial_settings(mine, dims, record["point"])
+        samples = sweep.confirm(candidates, lambda st: measure(st, s.duration),
+                                rounds=s.rounds, say=progress.say)
+        verdict = sweep.verdict(samples, list(candidates))
+        swept = {n: sweep.point_settings(dims, sweep.point_from_settings(dims, st))
+                 for n, st in candidates.items()}
+        out["workloads"][w.name] = {
+            "title": w.title, "clients": w.clients, "trials": records,
+            "candidates": swept, "confirm_samples": samples, **verdict,
+            "differences": sweep.differences(dims, swept[verdict["best"]],
+                                             swept["stacktune"])}
+        ratio = verdict["stacktune_over_best"]
+        progress.say(f"sweep {w.name}: best {verdict['best']}, stacktune / best "
+                     f"{report.ratio_spread_text(ratio)}")
     results["environment"]["load_average_end"] = Path("/proc/loadavg").read_text().split()[:3]
 
 
@@ -551,6 +647,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--container-name", default=f"stacktune-bench-{os.getpid()}")
     p.add_argument("--keep-container", action="store_true", help="do not remove it at the end")
     p.add_argument("--skip-pgbench", action="store_true", help="only run the hooks below")
+    w = p.add_argument_group("sweep: the best settings this hardware allows (bench/sweep.py)")
+    w.add_argument("--sweep", action="store_true",
+                   help="instead of the three-configuration comparison: search the settings "
+                   "that matter per workload (optuna), confirm the best points against "
+                   "stacktune, default and PGTune in interleaved rounds, and report "
+                   "stacktune / best (full: about 2 hours; --quick: about 6 min)")
+    w.add_argument("--sweep-workloads",
+                   help="comma-separated workload names (full: tpcb-s1,select-s1,tpcb-s2; "
+                   "quick: tpcb-s1)")
+    w.add_argument("--sweep-trials", type=positive_int,
+                   help="sampled points per workload after the 3 start points (24, quick 3)")
+    w.add_argument("--sweep-top", type=positive_int,
+                   help="best points confirmed per workload (2, quick 1)")
+    w.add_argument("--sweep-duration", type=positive_int,
+                   help="seconds per search run (20, quick 4); confirm runs take --duration")
+    w.add_argument("--sweep-seed", type=int, default=42, help="the sampler's seed (42)")
     g = p.add_argument_group("kit timing hook (shell commands run on this machine)")
     g.add_argument("--kit-config", type=Path, help="JSON, e.g. bench/kit.json")
     g.add_argument("--converge-cmd", help="first converge of site.yml")
@@ -562,6 +674,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     h = p.add_argument_group("HTTP hook")
     h.add_argument("--http-config", type=Path, help="JSON, see bench/http.json")
     h.add_argument("--http-rounds", type=int, help="default: the rounds above")
+    h.add_argument("--http-sweep", action="store_true",
+                   help="instead of untuned vs stacktune: search Gunicorn workers x threads, "
+                   "PgBouncer's pool size, CONN_MAX_AGE and the cache backend (as "
+                   "stacktune_overrides), confirm the best points against stacktune's plan "
+                   "over --http-rounds rounds, and report stacktune / best per page (with "
+                   "bench/http.json: about 1 h 15 min)")
+    h.add_argument("--http-sweep-trials", type=positive_int, default=12,
+                   help="sampled points after the 2 start points (default 12)")
+    h.add_argument("--http-sweep-top", type=positive_int, default=2,
+                   help="best points confirmed (default 2)")
     n = p.add_argument_group("the demo's naive mode and the query recorder (make bench)")
     n.add_argument("--naive-config", type=Path,
                    help="JSON, see bench/naive.json: naive pages before and after "
@@ -595,6 +717,21 @@ def make_settings(a: argparse.Namespace) -> Settings:
     return s
 
 
+def make_sweep_options(a: argparse.Namespace, s: Settings) -> SweepOptions:
+    base = SWEEP_QUICK if a.quick else SWEEP_FULL
+    names = tuple(n.strip() for n in a.sweep_workloads.split(",") if n.strip()) \
+        if a.sweep_workloads else base["workloads"]
+    known = [w.name for w in s.workloads]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise SystemExit(f"bench: --sweep-workloads {','.join(unknown) or '(empty)'}: not a "
+                         f"workload of this run; choose from {','.join(known)} (tpcb-s2 "
+                         "needs --scale-s2, django-* --django-scale, storm-* run anyway)")
+    return SweepOptions(workloads=names, trials=a.sweep_trials or base["trials"],
+                        top=a.sweep_top or base["top"],
+                        duration=a.sweep_duration or base["duration"], seed=a.sweep_seed)
+
+
 def _terminate(signum, frame):  # pragma: no cover - signal path
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -626,10 +763,12 @@ def main(argv: list[str] | None = None) -> int:
         # The storms' one client count comes from the stacktune plan: plan first.
         plans = compute_plans(s)
         size_storms(s, plans["stacktune"]["plan"], a.storm_clients)
+    sweep_options = make_sweep_options(a, s) if a.sweep and not a.skip_pgbench else None
 
     results: dict = {"mode": s.mode, "rounds": s.rounds, "samples": [], "configs": [],
                      "round_orders": round_orders(s.rounds, CONFIG_NAMES, s.rotate),
-                     "workloads": [] if a.skip_pgbench else workload_records(s),
+                     "workloads": [] if a.skip_pgbench or sweep_options
+                     else workload_records(s),
                      "environment": environment(s, None), "plans": plans,
                      "notes": [
                          "All configurations run on the same server and data; each is "
@@ -658,20 +797,38 @@ def main(argv: list[str] | None = None) -> int:
             est = steps_n * (s.warmup + 5) + s.rounds * len(CONFIG_NAMES) * sum(
                 w.duration for w in s.workloads) + 60 + (s.scale_s1 + s.scale_s2) * 0.8 + \
                 s.django_scale * django_mix.LOAD_S_PER_SCALE
-            progress.say(f"{s.mode} mode: {steps_n} pgbench runs in {s.rounds} round(s), "
-                         f"about {human(est)} in all; results in {out}")
+            load_s = 60 + (s.scale_s1 + s.scale_s2) * 0.8 + \
+                s.django_scale * django_mix.LOAD_S_PER_SCALE
+            if sweep_options:
+                o = sweep_options
+                est = load_s + sweep.estimate_seconds(
+                    len(o.workloads), o.trials, o.top, s.rounds, o.duration, s.duration,
+                    s.warmup)
+                progress.say(f"sweep ({s.mode}): {', '.join(o.workloads)}, about {human(est)} "
+                             f"in all; results in {out}")
+            else:
+                progress.say(f"{s.mode} mode: {steps_n} pgbench runs in {s.rounds} round(s), "
+                             f"about {human(est)} in all; results in {out}")
             if not image_exists():
                 progress.say(f"image {IMAGE} missing: running scripts/container-harness")
                 subprocess.run([str(ROOT / "scripts" / "container-harness"), "bookworm"],
                                check=True)
-            pgbench_phase(s, container, progress, results)
+            if sweep_options:
+                results["mode"] = f"sweep ({s.mode})"
+                sweep_phase(s, sweep_options, container, progress, results)
+            else:
+                pgbench_phase(s, container, progress, results)
         if commands:
             kit_rounds = a.kit_rounds or kit_rounds_cfg or (s.rounds if "reset" in commands
                                                             else 1)
             container_cpu = kit_mod.container_cpu_reader(kit_container) if kit_container else None
             results["kit"] = kit_mod.time_kit(commands, rounds=kit_rounds, say=progress.say,
                                               container_cpu=container_cpu)
-        if http_config:
+        if http_config and a.http_sweep:
+            results["http_sweep"] = http_sweep.run(
+                http_config, trials=a.http_sweep_trials, top=a.http_sweep_top,
+                rounds=a.http_rounds or s.rounds, seed=a.sweep_seed, say=progress.say)
+        elif http_config:
             # Filled run by run: a setup that fails in a later round keeps the earlier runs.
             results["http"] = []
             wrk.run_http_phase(http_config, rounds=a.http_rounds or s.rounds, say=progress.say,
@@ -692,13 +849,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not a.keep_container:
             container.remove()
-    if not any(results.get(k) for k in ("samples", "kit", "http", "naive", "recorder")):
+    if not any(results.get(k) for k in ("samples", "sweep", "kit", "http", "http_sweep",
+                                        "naive", "recorder")):
         return status or 1
     finish(results, s, started)
     paths = report.write_results(results, out)
-    tables = report.pgbench_tables(results) + report.kit_table(results) + \
-        report.http_tables(results) + report.naive_tables(results) + \
-        report.recorder_tables(results)
+    tables = report.pgbench_tables(results) + report.sweep_tables(results) + \
+        report.kit_table(results) + \
+        report.http_tables(results) + report.http_sweep_tables(results) + \
+        report.naive_tables(results) + report.recorder_tables(results)
     print("\n".join(tables).strip() + "\n")
     for kind, path in paths.items():
         print(f"{kind}: {path}")
