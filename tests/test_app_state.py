@@ -25,7 +25,8 @@ def read_state(home: Path, user: str, *dirs: Path) -> dict:
 def test_fresh_host_has_nothing(tmp_path):
     home = tmp_path / "app"
     state = read_state(home, "no-such-user", home, home / "src")
-    assert state == {"venv": False, "dirs": {str(home): None, str(home / "src"): None},
+    assert state == {"venv": False, "user": None,
+                     "dirs": {str(home): None, str(home / "src"): None},
                      "app_owned": [], "freeze": [], "freeze_ok": False, "purelib": "",
                      "old_wheels": []}
 
@@ -54,3 +55,10 @@ def test_installed_host_matches_pip_freeze(tmp_path):
     assert state["app_owned"][0] == str(home)
     assert str(home / "venv" / "bin" / "python") in state["app_owned"]
     assert read_state(home, "nobody", home)["app_owned"] == []
+
+
+def test_the_app_user_s_home_and_shell_decide_whether_the_user_task_runs(tmp_path):
+    """The role skips its user module call when the user's home and shell are right."""
+    entry = pwd.getpwuid(os.getuid())
+    assert read_state(tmp_path, entry.pw_name)["user"] == [entry.pw_dir, entry.pw_shell]
+    assert read_state(tmp_path, "no-such-user")["user"] is None

@@ -124,6 +124,50 @@ def test_site_plans_once(inventory):
     assert "stacktune_planned" not in result.stderr
 
 
+def plays_and_tasks(listing: str) -> list[tuple[str, list[str]]]:
+    """`ansible-playbook --list-tasks` output as (play name, its task lines), in order."""
+    plays: list[tuple[str, list[str]]] = []
+    for line in listing.splitlines():
+        header = re.match(r"\s+play #\d+ \([^)]*\): (.*?)\tTAGS", line)
+        if header:
+            plays.append((header.group(1), []))
+        elif plays and line.strip():
+            plays[-1][1].append(line.strip())
+    return plays
+
+
+def test_the_package_index_is_refreshed_by_one_play_before_the_tiers():
+    """No tier play runs package_index (as a dependency of each service role it ran, its
+    argument check included, in every tier's play: 15 tasks a re-run): the package-index
+    play does, after the plan, in every tier playbook, so each still runs alone."""
+    listing = subprocess.run([ANSIBLE_PLAYBOOK, "site.yml", "--list-tasks"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+    index_play = "Refresh the package index when it is missing or old (once per run)"
+    running = [name for name, tasks in plays_and_tasks(listing)
+               if any("package_index" in task or "package index" in task for task in tasks)]
+    assert running and set(running) == {index_play}, running
+    for tier in ("postgresql", "pgbouncer", "redis", "app", "nginx"):
+        tier_listing = subprocess.run([ANSIBLE_PLAYBOOK, f"playbooks/{tier}.yml", "--list-tasks"],
+                                      cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        names = [name for name, _ in plays_and_tasks(tier_listing)]
+        assert names[:2] == ["Inspect every host and plan the stack", index_play], (tier, names)
+
+
+def test_the_package_index_play_runs_once_per_run(inventory):
+    """A real run: the play's second copy (a later tier's import) matches no host, and the
+    first reads each placed host's index once (fresh here: no apt call)."""
+    result = ansible_playbook(inventory, ROOT / "tests" / "playbooks" / "package_index_twice.yml",
+                              "-e", '{"stacktune_apt_lists_age_seconds": 0}')
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    out = result.stdout
+    first, second = out.split("PLAY [Refresh the package index when it is missing or old")[1:]
+    refresh = "TASK [stacktune.stacktune.package_index : Refresh the package index"
+    assert first.count(refresh) == 1, first
+    refresh_results = first.split(refresh)[1].split("TASK [")[0]
+    assert len(re.findall(r"skipping: \[(db1|cache1|app1|app2)\]", refresh_results)) == 4, first
+    assert "skipping: no hosts matched" in second.split("PLAY RECAP")[0], second
+
+
 def test_unreachable_host_outside_the_limit_refuses_the_run(inventory, tmp_path):
     """No profile for a placed host: the run stops at inspection, before any change."""
     broken = inventory.parent / "broken.yml"

@@ -4,6 +4,7 @@
 
 Prints one JSON object:
   venv        whether VENV/bin/python exists
+  user        USER's [home, login shell], or null when there is no such user
   dirs        {DIR: [owner uid, group gid, mode (octal string)] or null when missing}
   app_owned   the paths under HOME that USER owns (earlier versions gave it its tree)
   freeze      the virtualenv's distributions as name==version (what `pip freeze --all`
@@ -23,9 +24,10 @@ import sys
 home, user, venv, dist, *dirs = sys.argv[1:]
 
 try:
-    app_uid = pwd.getpwnam(user).pw_uid
+    app_entry = pwd.getpwnam(user)
 except KeyError:  # no app user yet: it owns nothing
-    app_uid = None
+    app_entry = None
+app_uid = app_entry.pw_uid if app_entry else None
 
 app_owned = []
 if app_uid is not None and os.path.isdir(home):
@@ -51,7 +53,9 @@ def dir_state(path):
 python = os.path.join(venv, "bin", "python")
 old_wheels = (sorted(os.path.join(dist, f) for f in os.listdir(dist) if f.endswith(".whl"))
               if os.path.isdir(dist) else [])
-result = {"venv": os.path.exists(python), "dirs": {d: dir_state(d) for d in dirs},
+result = {"venv": os.path.exists(python),
+          "user": [app_entry.pw_dir, app_entry.pw_shell] if app_entry else None,
+          "dirs": {d: dir_state(d) for d in dirs},
           "app_owned": app_owned, "freeze": [], "freeze_ok": False, "purelib": "",
           "old_wheels": old_wheels}
 
