@@ -146,7 +146,7 @@ def test_the_package_index_is_refreshed_by_one_play_before_the_tiers():
     running = [name for name, tasks in plays_and_tasks(listing)
                if any("package_index" in task or "package index" in task for task in tasks)]
     assert running and set(running) == {index_play}, running
-    for tier in ("postgresql", "pgbouncer", "redis", "app", "nginx"):
+    for tier in ("postgresql", "pgbouncer", "redis", "app", "nginx", "monitoring"):
         tier_listing = subprocess.run([ANSIBLE_PLAYBOOK, f"playbooks/{tier}.yml", "--list-tasks"],
                                       cwd=ROOT, capture_output=True, text=True, check=True).stdout
         names = [name for name, _ in plays_and_tasks(tier_listing)]
