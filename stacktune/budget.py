@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from stacktune.model import Host, PlanError
+from stacktune.model import REPLICA, Host, PlanError
 from stacktune.units import GiB, MiB, human_bytes
 
 # The OS, systemd, sshd, logging, and headroom against the cgroup OOM killer.
@@ -93,7 +93,7 @@ def gunicorn_workers_for_cpus(cpus: float) -> int:
 def gunicorn_workers(host: Host, available_bytes: int, worker_rss_bytes: int,
                      workers_override: int | None = None) -> int:
     """Workers that fit both the CPUs (2 x cores + 1) and the memory share of the host."""
-    shares_host = bool(host.services & {"postgresql", "redis"})
+    shares_host = bool(host.services & {"postgresql", REPLICA, "redis"})
     fraction = GUNICORN_SHARED_FRACTION if shares_host else GUNICORN_DEDICATED_FRACTION
     by_memory = int(available_bytes * fraction) // worker_rss_bytes
     if workers_override is not None:
@@ -133,7 +133,7 @@ def host_budget(host: Host, worker_rss_bytes: int, *, workers_override: int | No
 
     redis = maxmemory = 0
     if "redis" in services:
-        alone = not services & {"postgresql", "gunicorn"}
+        alone = not services & {"postgresql", REPLICA, "gunicorn"}
         redis = available - pgbouncer if alone else int(available * REDIS_SHARED_FRACTION)
         maxmemory = int(redis * REDIS_MAXMEMORY_OF_BUDGET) // MiB * MiB
         if maxmemory_override is not None:
@@ -148,7 +148,8 @@ def host_budget(host: Host, worker_rss_bytes: int, *, workers_override: int | No
             )
 
     postgresql = 0
-    if "postgresql" in services:
+    # A replica runs PostgreSQL on its own hardware: the same share of it.
+    if services & {"postgresql", REPLICA}:
         postgresql = available - pgbouncer - gunicorn - redis
         if postgresql < POSTGRESQL_MIN_BUDGET_BYTES:
             raise PlanError(

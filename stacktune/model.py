@@ -19,6 +19,10 @@ SUPPORTED_PG_VERSIONS = (13, 14, 15, 16, 17, 18)
 # are deployed on the app tier); sysctl is planned for every host. nginx is the
 # reverse proxy in front of the app tier.
 SERVICES = ("postgresql", "pgbouncer", "redis", "gunicorn", "nginx")
+# A streaming read replica of the postgresql host (stacktune.replicas): placed like a
+# service, planned per host.
+REPLICA = "postgresql_replica"
+PLACEMENTS = (*SERVICES, REPLICA)
 # postgresql_app_role: settings of the application's database role (ALTER ROLE ... SET),
 # planned whenever postgresql is placed.
 PLANNED_SECTIONS = (*SERVICES, "postgresql_app_role", "django", "sysctl")

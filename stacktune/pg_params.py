@@ -186,6 +186,11 @@ _CATALOGUE: tuple[PgParam, ...] = (
     _int("max_wal_senders", None, 0, MAX_BACKENDS, "postmaster"),
     _int("max_replication_slots", None, 0, MAX_BACKENDS, "postmaster"),
     _int("wal_keep_size", "MB", 0, MAX_KILOBYTES, "sighup"),
+    # --- Standby servers (streaming replicas) ---------------------------------------
+    _bool("hot_standby", "postmaster"),
+    _bool("hot_standby_feedback", "sighup"),
+    _int("max_standby_streaming_delay", "ms", -1, INT_MAX, "sighup"),
+    _int("wal_receiver_status_interval", "s", 0, INT_MAX // 1000, "sighup"),
     # --- Planner costs and I/O --------------------------------------------------------
     _real("random_page_cost", None, 0, DBL_MAX, "user"),
     _real("seq_page_cost", None, 0, DBL_MAX, "user"),

@@ -36,7 +36,9 @@ from stacktune.memory_model import (
     work_mem_factor,
 )
 from stacktune.model import (
+    PLACEMENTS,
     PLANNED_SECTIONS,
+    REPLICA,
     SERVICES,
     SUPPORTED_PG_VERSIONS,
     Host,
@@ -60,6 +62,12 @@ from stacktune.planners.postgresql_app_role import (
 )
 from stacktune.planners.redis import plan_redis
 from stacktune.planners.sysctl import plan_sysctl
+from stacktune.replicas import (
+    ReplicaPlan,
+    check_replica_placement,
+    plan_primary_replication,
+    plan_replica,
+)
 from stacktune.rules import OVERRIDE_REASON, check_service_rules, follow_ports
 from stacktune.section import Section
 from stacktune.shared_memory import huge_pages_for, max_backends, shared_memory_bytes
@@ -94,6 +102,8 @@ class Plan:
     chain: ConnectionChain | None
     postgres: PostgresFigures | None
     warnings: list[str] = field(default_factory=list)
+    # Streaming read replicas by host name: each has its own postgresql section.
+    replicas: dict[str, ReplicaPlan] = field(default_factory=dict)
 
     def host_view(self, name: str) -> dict[str, object]:
         """One host's share of the plan, in the CLI's JSON shape."""
@@ -110,6 +120,15 @@ class Plan:
                 view[service] = dict(self.services[service])
                 reasons.update({k: v for k, v in self.reasons.items()
                                 if k.startswith(service + ".")})
+        replica = self.replicas.get(name)
+        if replica is not None:
+            view["postgresql"] = dict(replica.section.values)
+            reasons.update({f"postgresql.{k}": v for k, v in replica.section.reasons.items()})
+            view["postgresql_replica"] = {"primary": replica.primary,
+                                          "slot_name": replica.slot_name}
+        if "postgresql" in placed and self.replicas:
+            view["postgresql_replication"] = {"replicas": [
+                {"host": r.host.name, "slot_name": r.slot_name} for r in self.replicas.values()]}
         view["sysctl"] = dict(host_plan.sysctl)
         reasons.update({f"sysctl.{k}": v for k, v in host_plan.sysctl_reasons.items()})
         view["reasons"] = reasons
@@ -131,6 +150,7 @@ class Plan:
                       for name, hp in self.hosts.items()},
             **{service: dict(values) for service, values in self.services.items()},
             "chain": self.chain.to_dict() if self.chain else None,
+            "replicas": {name: dict(r.section.values) for name, r in self.replicas.items()},
             "reasons": dict(self.reasons),
             "warnings": list(self.warnings),
         }
@@ -263,12 +283,13 @@ def validate_inputs(inputs: StackInputs) -> None:
     if len(set(names)) != len(names):
         raise PlanError(f"host names must be unique: {', '.join(names)}")
     for host in inputs.hosts:
-        unknown = host.services - set(SERVICES)
+        unknown = host.services - set(PLACEMENTS)
         if unknown:
             raise PlanError(f"host {host.name!r}: unknown service(s) {', '.join(sorted(unknown))}; "
-                            f"use {', '.join(SERVICES)}")
+                            f"use {', '.join(PLACEMENTS)}")
         if host.profile.memory_bytes <= 0 or host.profile.cpus <= 0:
             raise PlanError(f"host {host.name!r}: memory and CPUs must be positive")
+    check_replica_placement(inputs)
     for service in ("postgresql", "pgbouncer", "redis"):
         running = inputs.hosts_running(service)
         if len(running) > 1:
@@ -385,6 +406,9 @@ def _plan_stack(inputs: StackInputs) -> Plan:
         if estimate and clients < DEFAULT_CLIENTS[inputs.workload]:
             warnings.append(f"postgresql.max_connections: {source}")
         sections["postgresql_app_role"] = plan_postgresql_app_role()
+        replica_hosts = inputs.hosts_running(REPLICA)
+        if replica_hosts:
+            plan_primary_replication(sections["postgresql"], len(replica_hosts))
         if pooled:
             sections["pgbouncer"] = plan_pgbouncer(chain)
     redis_hosts = inputs.hosts_running("redis")
@@ -409,6 +433,17 @@ def _plan_stack(inputs: StackInputs) -> Plan:
         overrides.apply(sections["nginx"])
     overrides.check_placed(sections)
     follow_ports(sections)
+    replicas: dict[str, ReplicaPlan] = {}
+    if chain is not None:
+        for host in inputs.hosts_running(REPLICA):
+            replicas[host.name] = plan_replica(
+                host=host, primary_name=pg_hosts[0].name,
+                primary=sections["postgresql"].values,
+                budget_bytes=budgets[host.name].postgresql_bytes, chain=chain,
+                workload=inputs.workload, version=inputs.pg_version,
+                statement_timeout=str(sections["postgresql_app_role"].values[
+                    "statement_timeout"]),
+                apply_overrides=overrides.apply)
 
     hosts: dict[str, HostPlan] = {}
     # Huge pages follow the final huge_pages value, overrides included: 'off' must not
@@ -433,7 +468,7 @@ def _plan_stack(inputs: StackInputs) -> Plan:
         inputs=inputs,
         services={name: s.values for name, s in sections.items()},
         reasons={f"{name}.{k}": v for name, s in sections.items() for k, v in s.reasons.items()},
-        hosts=hosts, chain=chain, postgres=figures, warnings=warnings,
+        hosts=hosts, chain=chain, postgres=figures, warnings=warnings, replicas=replicas,
     )
     check_invariants(plan)
     check_service_rules(plan)

@@ -273,7 +273,8 @@ def test_vaulted_secrets_reach_the_roles(tmp_path):
                            capture_output=True, text=True, check=True).stdout
     values = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in plain.splitlines()
               if line.startswith("vault_")}
-    optional = ("postgresql_monitor_password", "redis_monitor_password")
+    optional = ("postgresql_monitor_password", "redis_monitor_password",
+                "postgresql_replication_password")
     assert set(values) == {f"vault_{name}" for name in (*SECRETS, *optional)}
     assert len(values["vault_django_settings_secret_key"]) >= 50
 

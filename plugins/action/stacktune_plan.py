@@ -18,8 +18,8 @@ from ansible_collections.stacktune.stacktune.plugins.module_utils import (  # no
 
 from stacktune import guard
 from stacktune.model import (
+    PLACEMENTS,
     PLANNED_SECTIONS,
-    SERVICES,
     Host,
     HostProfile,
     PlanError,
@@ -35,7 +35,7 @@ from stacktune.tls import check_certificate_pair
 from stacktune.units import UnitError
 
 DEFAULT_GROUPS = {"postgresql": "postgresql", "pgbouncer": "pgbouncer", "redis": "redis",
-                  "gunicorn": "app", "nginx": "proxy"}
+                  "gunicorn": "app", "nginx": "proxy", "postgresql_replica": "postgresql_replica"}
 
 
 class ActionModule(ActionBase):
@@ -66,8 +66,8 @@ class ActionModule(ActionBase):
 
     def _inputs(self, args: dict, task_vars: dict) -> StackInputs:
         groups = args.get("groups") or {}
-        if not isinstance(groups, dict) or set(groups) - set(SERVICES):
-            raise PlanError(f"stacktune_groups = {groups!r}: map each of {', '.join(SERVICES)} "
+        if not isinstance(groups, dict) or set(groups) - set(PLACEMENTS):
+            raise PlanError(f"stacktune_groups = {groups!r}: map each of {', '.join(PLACEMENTS)} "
                             "to an inventory group")
         groups_map = {**DEFAULT_GROUPS, **groups}
         inventory_groups = task_vars.get("groups", {})

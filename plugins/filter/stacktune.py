@@ -54,6 +54,20 @@ def _restart_pause(pause_seconds: object, bouncer: dict,
         raise AnsibleFilterError(str(error)) from None
 
 
+def _replica_action(probe: dict, **kwargs: object) -> str:
+    """``probe | stacktune_replica_action(host=..., ...)``: keep or build a replica, or a task
+    error naming the host and the fix (stacktune.replicas.replica_action)."""
+    from ansible.errors import AnsibleFilterError
+
+    from stacktune.model import PlanError
+    from stacktune.replicas import replica_action
+
+    try:
+        return replica_action(**{**plain(probe), **plain(kwargs)})
+    except PlanError as error:
+        raise AnsibleFilterError(str(error)) from None
+
+
 def _engine_call(function, *args):
     """The engine's answer, or its PlanError as a task error naming the fix."""
     from ansible.errors import AnsibleFilterError
@@ -124,6 +138,7 @@ class FilterModule:
     def filters(self):
         return {
             "stacktune_pending_restart": pending_restart_settings,
+            "stacktune_replica_action": _replica_action,
             "stacktune_pgbouncer_mismatches": pgbouncer_config_mismatches,
             "stacktune_host_address": _host_address,
             "stacktune_redis_changes": redis_config_changes,

@@ -11,9 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import PRIMARY
 from stacktune_testlib import psql, show
 
 import stacktune.report.indexes as advisor_module
+
+testinfra_hosts = [PRIMARY]
 
 TABLE = "advisor_demo"
 ROWS = 200_000

@@ -14,7 +14,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import PRIMARY
 from stacktune_testlib import REPO, extra_vars, psql, run_playbook
+
+testinfra_hosts = [PRIMARY]
 
 # In public: the advisor reads the table of a plan's Filter as public's (plain EXPLAIN
 # names no schema), as on the demo's tables.

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import APP_PASSWORD
+from conftest import APP_PASSWORD, PRIMARY
 from stacktune_testlib import psql, recap_is_clean, run_playbook, show
 
 from stacktune import pg_params
 from stacktune.render import render_service
 from stacktune.units import GiB, MiB
+
+testinfra_hosts = [PRIMARY]
 
 LIVE_SETTINGS = [
     "shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem",
@@ -89,7 +91,7 @@ def test_cli_render_is_byte_identical_to_the_deployed_file(host, plan):
     path = f"/etc/postgresql/{plan.inputs.pg_version}/main/conf.d/90-stacktune.conf"
     name = host.backend.get_hostname()
     rendered = render_service("postgresql", plan.host_view(name),
-                              {"postgresql_listen_addresses": "localhost"})
+                              {"postgresql_listen_addresses": show(host, "listen_addresses")})
     assert host.file(path).content_string == rendered
 
 

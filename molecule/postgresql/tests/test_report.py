@@ -11,7 +11,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lib"))
 
+from conftest import PRIMARY
 from stacktune_testlib import REPO, extra_vars, psql, run_playbook
+
+testinfra_hosts = [PRIMARY]
 
 COLLECT_SOURCE = (REPO / "stacktune" / "report" / "collect.py").read_text()
 SCHEMA = """

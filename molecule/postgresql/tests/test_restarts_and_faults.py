@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import plan_for
+from conftest import PRIMARY, plan_for
 from stacktune_testlib import extra_vars, postmaster_pid, psql, run_playbook, show
 
 from stacktune.live import pending_restart_settings
+
+testinfra_hosts = [PRIMARY]
 
 CONF = "/etc/postgresql/{version}/main/conf.d/90-stacktune.conf"
 # Task headers name the role by its collection name.
