@@ -12,11 +12,14 @@ import tarfile
 from pathlib import Path
 
 import yaml
+from ansible.plugins.loader import init_plugin_loader
 from test_playbooks import ANSIBLE_PLAYBOOK, ROOT
 
+# scripts/setup links the checkout in as the collection. Ansible's own collection finder
+# imports it: a plain sys.path import would leave `ansible_collections` loaded without the
+# collection's metadata, and every later in-process plugin lookup (test_inputs) would fail.
 COLLECTIONS = ROOT / ".cache" / "collections"
-if str(COLLECTIONS) not in sys.path:  # scripts/setup links the checkout in as the collection
-    sys.path.insert(0, str(COLLECTIONS))
+init_plugin_loader([str(COLLECTIONS)])
 
 from ansible_collections.stacktune.stacktune.plugins.action.tree_archive import (  # noqa: E402
     pack_tree,
