@@ -116,7 +116,7 @@ def test_site_plans_once(inventory):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     out = result.stdout
     plays = out.count("PLAY [Inspect every host and plan the stack]")
-    assert plays == 7, out[-3000:]
+    assert plays == 8, out[-3000:]
     assert out.count("TASK [Gather the facts of every host (once per run)]") == 1, out[-3000:]
     skipped = re.findall(r"PLAY \[Inspect every host and plan the stack\] \**\n"
                          r"skipping: no hosts matched", out)
@@ -146,7 +146,7 @@ def test_the_package_index_is_refreshed_by_one_play_before_the_tiers():
     running = [name for name, tasks in plays_and_tasks(listing)
                if any("package_index" in task or "package index" in task for task in tasks)]
     assert running and set(running) == {index_play}, running
-    for tier in ("postgresql", "pgbouncer", "redis", "app", "nginx"):
+    for tier in ("postgresql", "pgbouncer", "redis", "app", "nginx", "monitoring"):
         tier_listing = subprocess.run([ANSIBLE_PLAYBOOK, f"playbooks/{tier}.yml", "--list-tasks"],
                                       cwd=ROOT, capture_output=True, text=True, check=True).stdout
         names = [name for name, _ in plays_and_tasks(tier_listing)]
@@ -273,8 +273,9 @@ def test_vaulted_secrets_reach_the_roles(tmp_path):
                            capture_output=True, text=True, check=True).stdout
     values = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in plain.splitlines()
               if line.startswith("vault_")}
-    assert set(values) == {f"vault_{name}" for name in (*SECRETS, "postgresql_monitor_password",
-                                                        "postgresql_replication_password")}
+    optional = ("postgresql_monitor_password", "redis_monitor_password",
+                "postgresql_replication_password")
+    assert set(values) == {f"vault_{name}" for name in (*SECRETS, *optional)}
     assert len(values["vault_django_settings_secret_key"]) >= 50
 
     dump = tmp_path / "plan.json"

@@ -120,6 +120,20 @@ def _report_overrides(snapshot: dict, plan: dict | None = None) -> str:
     return overrides_yaml(analyse(plain(snapshot), plan=plain(plan) or None)["proposals"])
 
 
+def _alert_rules(plan: dict, target_down_for: str = "2m") -> dict:
+    """``stacktune_plan_result.plan | stacktune_alert_rules(for)``: the rules file's data."""
+    from stacktune.monitoring import alert_rules
+
+    return _engine_call(alert_rules, plain(plan), str(target_down_for))
+
+
+def _exporter_queries(pg_version: object) -> dict:
+    """``pg_version | stacktune_exporter_queries``: the stacktune_pg_* queries, as data."""
+    from stacktune.monitoring import postgres_exporter_queries
+
+    return postgres_exporter_queries(int(pg_version))
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -138,6 +152,8 @@ class FilterModule:
             "stacktune_comment": comment,
             "stacktune_report": _report,
             "stacktune_report_overrides": _report_overrides,
+            "stacktune_alert_rules": _alert_rules,
+            "stacktune_exporter_queries": _exporter_queries,
             # Render-time guards, the same functions as the CLI's renderer.
             "py_literal": py_literal,
             "conf_comment": conf_comment,
