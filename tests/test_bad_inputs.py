@@ -71,7 +71,7 @@ def test_cli_bad_input(case, tmp_path, monkeypatch, capsys):
 def test_corpus_size():
     assert len(CORPUS["cli"]) >= 100
     assert len(CORPUS["ansible"]) + len(CORPUS["ansible_play"]) >= 20
-    for group in ("cli", "ansible", "ansible_play"):
+    for group in ("cli", "ansible", "ansible_play", "ansible_role_args"):
         ids = [c["id"] for c in CORPUS[group]]
         assert len(ids) == len(set(ids)), group
 
@@ -166,6 +166,26 @@ def test_plan_play_stops_before_any_change(case, tmp_path):
     assert "Traceback" not in proc.stdout + proc.stderr
     assert "host_tuning" not in proc.stdout
     assert not (tmp_path / "sysctl.conf").exists()
+
+
+@pytest.mark.parametrize("case", CORPUS["ansible_role_args"],
+                         ids=[c["id"] for c in CORPUS["ansible_role_args"]])
+def test_plan_play_checks_the_included_roles_variables(case, tmp_path):
+    """service_recovery and package_index run without an argument check of their own: a bad
+    value of theirs stops the plan play's check of every role's variables, naming it."""
+    inventory = tmp_path / "inventory"
+    inventory.write_text(INVENTORY.format(python=sys.executable))
+    proc = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "--check", "-i", str(inventory),
+         str(ROOT / "playbooks" / "plan.yml"), "-e", json.dumps(case["vars"])],
+        cwd=ROOT, env=_ansible_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout[-3000:]
+    before, failed = proc.stdout.split("failed: [localhost]", 1)
+    last_task = before[before.rindex("TASK ["):].splitlines()[0]
+    assert "Check the variables of every role this host will run, before any change" in last_task
+    assert "Validation of arguments failed" in failed, proc.stdout[-3000:]
+    assert f"argument '{case['names']}' is of type str" in failed, proc.stdout[-3000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
 
 
 def _render_with_ansible(tmp_path: Path, extra: dict) -> tuple[subprocess.CompletedProcess,
