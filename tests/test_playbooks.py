@@ -107,6 +107,10 @@ def test_groups_follow_stacktune_groups(inventory, tmp_path, full_plan):
     assert sorted(dump["groups"]["stacktune_gunicorn"]) == ["app1", "app2"]
     assert dump["groups"]["stacktune_postgresql"] == ["db1"]
     assert dump["plan"] == full_plan["plan"]
+    # The plan's result names each service's group, defaults filled in, for later plays.
+    assert dump["placement"] == {"postgresql": "postgresql", "pgbouncer": "pgbouncer",
+                                 "redis": "redis", "gunicorn": "web", "nginx": "proxy",
+                                 "postgresql_replica": "postgresql_replica"}
 
 
 def test_site_plans_once(inventory):

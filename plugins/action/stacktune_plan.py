@@ -52,6 +52,7 @@ class ActionModule(ActionBase):
         try:
             inputs = self._inputs(args, task_vars)
             plan = plan_stack(inputs)
+            groups_map = {**DEFAULT_GROUPS, **(args.get("groups") or {})}
         except (PlanError, UnitError, ValueError) as error:
             raise AnsibleActionFail(f"stacktune plan: {error}") from None
         result.update(
@@ -59,6 +60,9 @@ class ActionModule(ActionBase):
             pg_version=inputs.pg_version,
             plan=plan.to_dict(),
             header=MANAGED_HEADER,
+            # Each service's inventory group, defaults filled in: what later plays read
+            # instead of repeating the defaults.
+            groups=groups_map,
             views={host.name: plan.host_view(host.name) for host in inputs.hosts},
             warnings=list(plan.warnings),
         )
